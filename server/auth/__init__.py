@@ -1,0 +1,1 @@
+"""Authentication: passwords, access JWTs, refresh-token families, password reset."""

@@ -1,0 +1,116 @@
+"""Settings: every environment variable Hubbub reads, parsed into one validated Struct.
+
+The README's configuration table mirrors this file; keep them in step.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+from collections.abc import Mapping
+from typing import Annotated, Literal
+
+import msgspec
+
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+Port = Annotated[int, msgspec.Meta(ge=1, le=65535)]
+PositiveInt = Annotated[int, msgspec.Meta(ge=1)]
+PositiveFloat = Annotated[float, msgspec.Meta(gt=0)]
+
+
+class ConfigError(ValueError):
+    """A setting is missing or malformed; the message names the environment variable."""
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    # Network
+    host: str = "127.0.0.1"
+    port: Port = 8080
+    trust_proxy_headers: bool = False  # take the client IP from X-Forwarded-For
+    shutdown_timeout: PositiveFloat = 30.0  # seconds to finish in-flight requests on SIGTERM
+    node_id: str = ""  # empty: hostname plus pid
+    log_level: LogLevel = "INFO"
+
+    # Storage; an unset URL selects the embedded default
+    data_dir: str = "./var"
+    database_url: str | None = None
+    db_pool_min: PositiveInt = 2
+    db_pool_max: PositiveInt = 20
+    redis_url: str | None = None
+    redis_key_prefix: str = "hubbub:"
+    kafka_bootstrap_servers: str | None = None
+    s3_endpoint_url: str | None = None
+    s3_bucket: str = "hubbub-media"
+    s3_access_key_id: str | None = None
+    s3_secret_access_key: str | None = None
+    s3_region: str = "us-east-1"
+
+    # Auth
+    jwt_secret: str | None = None  # unset: generated once, kept in DATA_DIR/jwt_secret
+    jwt_issuer: str = "hubbub"
+    jwt_audience: str = "hubbub-api"
+    access_token_ttl: PositiveInt = 900
+    refresh_token_ttl: PositiveInt = 30 * 24 * 3600
+    password_reset_ttl: PositiveInt = 600
+    password_reset_max_attempts: PositiveInt = 5
+
+    # Limits
+    rate_limit_per_minute: PositiveInt = 1000
+    rate_limit_routes: str = ""  # "route.name=N,other.name=M" overrides per route
+    max_json_body_bytes: PositiveInt = 64 * 1024
+    posts_per_day: PositiveInt = 100
+    feed_push_threshold: PositiveInt = 10_000
+
+    # Calls
+    stun_urls: str = ""
+    turn_urls: str = ""
+    turn_secret: str | None = None
+
+    @property
+    def effective_node_id(self) -> str:
+        return self.node_id or f"{socket.gethostname()}-{os.getpid()}"
+
+    def route_rate_limits(self) -> dict[str, int]:
+        """Parse RATE_LIMIT_ROUTES ("auth.login=20,users.follow=120") into {route: per_minute}."""
+        return _parse_route_limits(self.rate_limit_routes)
+
+
+_ROUTE_LIMIT = re.compile(r"^\s*([A-Za-z0-9_.\-]+)\s*=\s*(\d+)\s*$")
+
+
+def _parse_route_limits(raw: str) -> dict[str, int]:
+    limits: dict[str, int] = {}
+    for part in filter(None, (p.strip() for p in raw.split(","))):
+        match = _ROUTE_LIMIT.match(part)
+        if not match or int(match.group(2)) < 1:
+            raise ConfigError(
+                f"RATE_LIMIT_ROUTES: {part!r} is not of the form route.name=N with N >= 1"
+            )
+        limits[match.group(1)] = int(match.group(2))
+    return limits
+
+
+_FIELDS = {name.upper(): name for name in Settings.__struct_fields__}
+_PATH = re.compile(r"at `\$\.(\w+)`")
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Build Settings from the environment. Empty values count as unset.
+
+    Raises ConfigError naming the variable when a value does not parse or is out of range.
+    """
+    env = os.environ if environ is None else environ
+    raw = {field: env[var] for var, field in _FIELDS.items() if env.get(var, "") != ""}
+    try:
+        settings = msgspec.convert(raw, Settings, strict=False)
+    except msgspec.ValidationError as exc:
+        match = _PATH.search(str(exc))
+        var = match.group(1).upper() if match else "configuration"
+        value = env.get(var, "")
+        message = _PATH.sub("", str(exc)).strip(" -")
+        raise ConfigError(f"{var}={value!r} is invalid: {message}") from None
+    settings.route_rate_limits()  # fail at start, not on the first request
+    if settings.db_pool_min > settings.db_pool_max:
+        raise ConfigError("DB_POOL_MIN must not exceed DB_POOL_MAX")
+    return settings

@@ -1,0 +1,1 @@
+"""HTTP edge: typed endpoints, problem details, middlewares, pagination."""

@@ -1,0 +1,192 @@
+"""Typed endpoints: one declaration gives routing, decoding, auth, limits and OpenAPI.
+
+    api = Endpoints("auth")
+
+    @api.post("/v1/auth/signup", name="auth.signup", body=SignupRequest,
+              response=AuthResponse, status=201, auth=False, summary="Create an account")
+    async def signup(request: web.Request, body: SignupRequest) -> AuthResponse: ...
+
+The handler receives `body` (decoded JSON), `query` (decoded query string) and `principal`
+(the verified caller) as keyword arguments when the declaration asks for them. It returns a
+msgspec Struct (or list/dict) encoded with `status`, None for an empty 204, or any
+`web.StreamResponse` to take over the response itself.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+from aiohttp import web
+
+from protocols.problems import FieldError
+from protocols.roles import Role
+from server.http.problems import (
+    BadRequest,
+    Forbidden,
+    PayloadTooLarge,
+    Unauthorized,
+    UnsupportedMediaType,
+    ValidationFailed,
+)
+
+Handler = Callable[..., Awaitable[Any]]
+_encoder = msgspec.json.Encoder()
+_PATH = re.compile(r" - at `\$\.?(.*)`$")
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    method: str
+    path: str
+    name: str  # stable route name: rate-limit keys, metrics labels, OpenAPI operationId
+    summary: str
+    tag: str
+    handler: Handler
+    body: type | None = None
+    query: type | None = None
+    response: Any = None  # a type, or None for an empty body
+    status: int = 200
+    auth: bool = True
+    roles: frozenset[str] | None = None  # None: any authenticated caller
+    rate_limit: int | None = None  # requests per minute per client; None: the global default
+    max_body: int | None = None  # bytes; None: MAX_JSON_BODY_BYTES
+    errors: tuple[int, ...] = ()  # problem statuses worth documenting beyond the usual ones
+    description: str = ""
+    content_types: tuple[str, ...] = ("application/json",)
+    decoder: Any = field(default=None, compare=False)
+
+
+def field_errors(exc: msgspec.ValidationError, location: str = "") -> list[FieldError]:
+    """Turn msgspec's "Expected `int` >= 1 - at `$.limit`" into [{field: "limit", ...}]."""
+    text = str(exc)
+    match = _PATH.search(text)
+    path = match.group(1) if match else ""
+    message = _PATH.sub("", text)
+    return [FieldError(field=f"{location}{path}" if path else location.rstrip(".") or "$",
+                       message=message)]
+
+
+def decode_query(request: web.Request, query_type: type) -> Any:
+    try:
+        return msgspec.convert(dict(request.query), query_type, strict=False)
+    except msgspec.ValidationError as exc:
+        raise ValidationFailed("A query parameter is invalid",
+                               errors=field_errors(exc)) from None
+
+
+async def decode_json_body(request: web.Request, endpoint: Endpoint, limit: int) -> Any:
+    if request.content_length is not None and request.content_length > limit:
+        raise PayloadTooLarge(f"The body may be at most {limit} bytes")
+    if request.content_type != "application/json":
+        raise UnsupportedMediaType("Send the body as application/json")
+    raw = await request.content.read(limit + 1)
+    if len(raw) > limit:
+        raise PayloadTooLarge(f"The body may be at most {limit} bytes")
+    if not raw.strip():
+        raise BadRequest("A JSON body is required")
+    try:
+        return endpoint.decoder.decode(raw)
+    except msgspec.ValidationError as exc:
+        raise ValidationFailed("The body is invalid", errors=field_errors(exc)) from None
+    except msgspec.DecodeError as exc:
+        raise BadRequest(f"The body is not valid JSON: {exc}") from None
+
+
+def encode_result(result: Any, status: int) -> web.StreamResponse:
+    if isinstance(result, web.StreamResponse):
+        return result
+    if result is None:
+        return web.Response(status=204 if status in (200, 204) else status)
+    return web.Response(status=status, body=_encoder.encode(result),
+                        content_type="application/json")
+
+
+def bearer_token(request: web.Request) -> str:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("Send Authorization: Bearer <access token>", code="missing_token")
+    return token.strip()
+
+
+def _wrap(endpoint: Endpoint, fn: Handler) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    # Imported here: server.keys imports this module for the Endpoint type.
+    from server.keys import AUTHENTICATOR, SETTINGS
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        kwargs: dict[str, Any] = {}
+        if endpoint.auth:
+            principal = request.app[AUTHENTICATOR](bearer_token(request))
+            if endpoint.roles is not None and principal.role not in endpoint.roles:
+                raise Forbidden(f"This needs one of the roles: {', '.join(sorted(endpoint.roles))}")
+            request["principal"] = principal
+            kwargs["principal"] = principal
+        if endpoint.query is not None:
+            kwargs["query"] = decode_query(request, endpoint.query)
+        if endpoint.body is not None:
+            limit = endpoint.max_body or request.app[SETTINGS].max_json_body_bytes
+            kwargs["body"] = await decode_json_body(request, endpoint, limit)
+        return encode_result(await fn(request, **kwargs), endpoint.status)
+
+    handler.__endpoint__ = endpoint  # type: ignore[attr-defined]
+    handler.__name__ = fn.__name__
+    return handler
+
+
+class Endpoints:
+    """The typed endpoints of one area (one OpenAPI tag)."""
+
+    def __init__(self, tag: str) -> None:
+        self.tag = tag
+        self._routes: list[tuple[Endpoint, Callable[[web.Request], Awaitable[web.StreamResponse]]]] = []
+
+    def route(self, method: str, path: str, *, name: str, summary: str,
+              **options: Any) -> Callable[[Handler], Handler]:
+        def register(fn: Handler) -> Handler:
+            body = options.get("body")
+            endpoint = Endpoint(method=method, path=path, name=name, summary=summary,
+                                tag=self.tag, handler=fn,
+                                decoder=msgspec.json.Decoder(body) if body else None, **options)
+            self._routes.append((endpoint, _wrap(endpoint, fn)))
+            return fn
+        return register
+
+    def get(self, path: str, **kw: Any) -> Callable[[Handler], Handler]:
+        return self.route("GET", path, **kw)
+
+    def post(self, path: str, **kw: Any) -> Callable[[Handler], Handler]:
+        return self.route("POST", path, **kw)
+
+    def put(self, path: str, **kw: Any) -> Callable[[Handler], Handler]:
+        return self.route("PUT", path, **kw)
+
+    def patch(self, path: str, **kw: Any) -> Callable[[Handler], Handler]:
+        return self.route("PATCH", path, **kw)
+
+    def delete(self, path: str, **kw: Any) -> Callable[[Handler], Handler]:
+        return self.route("DELETE", path, **kw)
+
+    @property
+    def endpoints(self) -> list[Endpoint]:
+        return [endpoint for endpoint, _ in self._routes]
+
+    def register(self, app: web.Application) -> None:
+        from server.keys import ENDPOINTS
+
+        for endpoint, handler in self._routes:
+            app.router.add_route(endpoint.method, endpoint.path, handler, name=endpoint.name)
+        app[ENDPOINTS].extend(self.endpoints)
+
+
+def current_endpoint(request: web.Request) -> Endpoint | None:
+    """The Endpoint declaration behind the matched route, if the route is a typed one."""
+    return getattr(request.match_info.handler, "__endpoint__", None)
+
+
+def require_role(principal: Any, *roles: Role) -> None:
+    if principal.role not in roles:
+        raise Forbidden(f"This needs one of the roles: {', '.join(roles)}")

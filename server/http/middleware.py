@@ -1,0 +1,92 @@
+"""Middlewares every request passes: request id, access log, and errors as problem details."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+
+from aiohttp import web
+
+from server.http.endpoint import current_endpoint
+from server.http.problems import (
+    BadRequest,
+    MethodNotAllowed,
+    NotFound,
+    PayloadTooLarge,
+    ProblemError,
+    problem_response,
+)
+from server.logs import request_id_var
+
+log = logging.getLogger("hubbub.http")
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._\-]{1,128}$")
+
+
+def route_name(request: web.Request) -> str:
+    """A low-cardinality label for the request: the route name, or 'unmatched'."""
+    endpoint = current_endpoint(request)
+    if endpoint is not None:
+        return endpoint.name
+    resource = request.match_info.route.resource
+    if resource is not None and resource.name:
+        return resource.name
+    return "unmatched" if request.match_info.http_exception else "unnamed"
+
+
+@web.middleware
+async def request_context(request: web.Request, handler: web.Handler) -> web.StreamResponse:
+    """Assign a request id (or keep a sane incoming X-Request-ID) and log the request once."""
+    incoming = request.headers.get("X-Request-ID", "")
+    request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+    token = request_id_var.set(request_id)
+    started = time.perf_counter()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        response.headers["X-Request-ID"] = request_id
+        return response
+    finally:
+        principal = request.get("principal")
+        log.info(
+            "%s %s %s", request.method, request.path, status,
+            extra={
+                "method": request.method,
+                "path": request.path,
+                "route": route_name(request),
+                "status": status,
+                "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                "remote": request.remote,
+                "user_id": principal.user_id if principal else None,
+            },
+        )
+        request_id_var.reset(token)
+
+
+@web.middleware
+async def problem_details(request: web.Request, handler: web.Handler) -> web.StreamResponse:
+    """Render every failure as RFC 9457. Bad input never becomes a 500."""
+    try:
+        return await handler(request)
+    except ProblemError as error:
+        return problem_response(error, request.path)
+    except web.HTTPRequestEntityTooLarge as exc:
+        return problem_response(PayloadTooLarge(exc.text or None), request.path)
+    except web.HTTPNotFound:
+        return problem_response(NotFound(f"No route for {request.path}"), request.path)
+    except web.HTTPMethodNotAllowed as exc:
+        error = MethodNotAllowed(f"{request.method} is not allowed here")
+        response = problem_response(error, request.path)
+        response.headers["Allow"] = ", ".join(sorted(exc.allowed_methods))
+        return response
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        if 400 <= exc.status < 500:
+            return problem_response(BadRequest(exc.reason), request.path)
+        raise
+    except Exception:
+        log.exception("unhandled error in %s %s", request.method, request.path)
+        return problem_response(ProblemError("An unexpected error occurred"), request.path)

@@ -1,0 +1,3 @@
+from aiohttp import web
+def setup_openapi(app: web.Application) -> None:
+    pass

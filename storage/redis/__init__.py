@@ -1,0 +1,1 @@
+"""Redis: the shared client and the adapters built on it."""
