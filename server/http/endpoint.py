@@ -34,6 +34,7 @@ from server.http.problems import (
 )
 
 Handler = Callable[..., Awaitable[Any]]
+RouteHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _encoder = msgspec.json.Encoder()
 _PATH = re.compile(r" - at `\$\.?(.*)`$")
 
@@ -113,7 +114,7 @@ def bearer_token(request: web.Request) -> str:
     return token.strip()
 
 
-def _wrap(endpoint: Endpoint, fn: Handler) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+def _wrap(endpoint: Endpoint, fn: Handler) -> RouteHandler:
     # Imported here: server.keys imports this module for the Endpoint type.
     from server.keys import AUTHENTICATOR, SETTINGS
 
@@ -142,7 +143,7 @@ class Endpoints:
 
     def __init__(self, tag: str) -> None:
         self.tag = tag
-        self._routes: list[tuple[Endpoint, Callable[[web.Request], Awaitable[web.StreamResponse]]]] = []
+        self._routes: list[tuple[Endpoint, RouteHandler]] = []
 
     def route(self, method: str, path: str, *, name: str, summary: str,
               **options: Any) -> Callable[[Handler], Handler]:

@@ -73,8 +73,8 @@ def redis_server() -> Iterator[str]:
     binary = shutil.which("redis-server")
     if binary is None:
         raise RuntimeError(
-            "No Redis at %s and no redis-server binary: install Debian's redis-server "
-            "(make test does this when it runs as root)" % url
+            f"No Redis at {url} and no redis-server binary: install Debian's redis-server "
+            "(make test does this when it runs as root)"
         )
     port = free_port()
     process = subprocess.Popen(
