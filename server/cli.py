@@ -15,20 +15,10 @@ log = logging.getLogger("hubbub")
 
 def _serve(settings: Settings) -> int:
     import uvloop
-    from aiohttp import web
 
-    from server.app import create_app
+    from server.serve import serve
 
-    loop = uvloop.new_event_loop()
-    asyncio.set_event_loop(loop)
-    # run_app handles SIGINT/SIGTERM: it stops accepting, lets in-flight requests finish
-    # within shutdown_timeout, then runs on_shutdown and the cleanup contexts (pools closed).
-    web.run_app(
-        create_app(settings), host=settings.host, port=settings.port,
-        shutdown_timeout=settings.shutdown_timeout, access_log=None, print=None,
-        handle_signals=True, loop=loop,
-    )
-    log.info("stopped")
+    uvloop.run(serve(settings))
     return 0
 
 

@@ -29,6 +29,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     port: Port = 8080
     trust_proxy_headers: bool = False  # take the client IP from X-Forwarded-For
     shutdown_timeout: PositiveFloat = 30.0  # seconds to finish in-flight requests on SIGTERM
+    # Seconds between SIGTERM and closing the listener, while /ready answers 503, so load
+    # balancers stop routing here before connections are refused. 0 in development.
+    drain_seconds: Annotated[float, msgspec.Meta(ge=0)] = 0.0
     node_id: str = ""  # empty: hostname plus pid
     log_level: LogLevel = "INFO"
 

@@ -14,6 +14,8 @@ from server.keys import AUTHENTICATOR
 
 log = logging.getLogger("hubbub.gateway")
 SIO = web.AppKey("sio", socketio.AsyncServer)
+# Socket.IO clients see this as the connect_error's `data` (and "unauthorized" as `message`).
+_UNAUTHORIZED = {"code": "unauthorized"}
 
 
 def setup_gateway(app: web.Application) -> socketio.AsyncServer:
@@ -24,15 +26,17 @@ def setup_gateway(app: web.Application) -> socketio.AsyncServer:
     sio.attach(app, socketio_path="socket.io")
     app[SIO] = sio
 
+    refused = socketio.exceptions.ConnectionRefusedError
+
     @sio.event
     async def connect(sid: str, environ: dict[str, Any], auth: Any = None) -> None:
         token = auth.get("token") if isinstance(auth, dict) else None
         if not isinstance(token, str) or not token:
-            raise socketio.exceptions.ConnectionRefusedError({"code": "unauthorized"})
+            raise refused("unauthorized", _UNAUTHORIZED)
         try:
             principal = app[AUTHENTICATOR](token)
         except Unauthorized:
-            raise socketio.exceptions.ConnectionRefusedError({"code": "unauthorized"}) from None
+            raise refused("unauthorized", _UNAUTHORIZED) from None
         await sio.save_session(sid, {"principal": principal})
         await sio.enter_room(sid, f"user:{principal.user_id}")
 

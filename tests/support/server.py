@@ -12,7 +12,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from tests.support.services import free_port, wait_until
+from tests.support.polling import wait_until
+from tests.support.services import free_port
 
 
 class HubbubProcess:

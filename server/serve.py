@@ -1,0 +1,51 @@
+"""Run the app until SIGTERM/SIGINT, then drain and shut down gracefully.
+
+Shutdown order: mark draining (/ready answers 503) and keep serving for DRAIN_SECONDS so load
+balancers move traffic away; then stop accepting connections, let in-flight requests finish
+within SHUTDOWN_TIMEOUT, close live sockets, and run every cleanup context (pools closed,
+embedded Postgres stopped). A second signal skips the rest of the drain period.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+
+from aiohttp import web
+
+from server.app import create_app
+from server.config import Settings
+from server.keys import LIFECYCLE
+
+log = logging.getLogger("hubbub.serve")
+
+
+async def serve(settings: Settings) -> None:
+    app = create_app(settings)
+    runner = web.AppRunner(app, handle_signals=False, access_log=None,
+                           shutdown_timeout=settings.shutdown_timeout)
+    await runner.setup()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    signals = (signal.SIGTERM, signal.SIGINT)
+    for sig in signals:
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        site = web.TCPSite(runner, settings.host, settings.port)
+        await site.start()
+        log.info("serving", extra={"host": settings.host, "port": settings.port,
+                                   "adapters": app[LIFECYCLE].adapters})
+        await stop.wait()
+        stop.clear()
+        app[LIFECYCLE].draining = True
+        log.info("draining", extra={"drain_seconds": settings.drain_seconds})
+        if settings.drain_seconds > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), settings.drain_seconds)
+    finally:
+        for sig in signals:
+            loop.remove_signal_handler(sig)
+        await runner.cleanup()
+        log.info("stopped")
