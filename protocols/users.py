@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
-from protocols.base import Outbound
+import msgspec
+
+from protocols.base import Inbound, Outbound
 from protocols.roles import Role
 
 
@@ -49,3 +52,45 @@ class Me(Outbound):
     following_count: int
     created_at: datetime
     updated_at: datetime
+
+
+# A canonical UUID string, any case; avatar and other media ids have this shape.
+# `$(?!\n)`: Python's `$` also matches before a trailing newline, which Postgres would refuse.
+_UUID_PATTERN = (r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+                 r"$(?!\n)")
+MediaId = Annotated[str, msgspec.Meta(pattern=_UUID_PATTERN)]
+# No control characters in a name; a bio may have line breaks but never NUL, which Postgres
+# text refuses.
+DisplayName = Annotated[str, msgspec.Meta(max_length=50, pattern=r"^[^\x00-\x1f\x7f]*$(?!\n)")]
+Bio = Annotated[str, msgspec.Meta(max_length=300, pattern=r"^[^\x00]*$")]
+
+
+class ProfilePatch(Inbound):
+    """`PATCH /v1/users/me`. Absent fields are left alone; `avatar_media_id: null` clears the
+    avatar. At least one field must be present."""
+
+    display_name: DisplayName | msgspec.UnsetType = msgspec.UNSET
+    bio: Bio | msgspec.UnsetType = msgspec.UNSET
+    avatar_media_id: MediaId | msgspec.UnsetType | None = msgspec.UNSET
+
+    def __post_init__(self) -> None:
+        # msgspec reports a ValueError raised here as a validation error (a 422).
+        if all(getattr(self, name) is msgspec.UNSET for name in self.__struct_fields__):
+            raise ValueError(
+                f"Send at least one of: {', '.join(self.__struct_fields__)}")
+
+
+class Relationship(Outbound):
+    """The caller's relation to another user, returned by follow/block/mute and their undos."""
+
+    user_id: str
+    following: bool  # the caller follows user_id
+    followed_by: bool  # user_id follows the caller
+    blocking: bool  # the caller blocks user_id
+    muting: bool  # the caller mutes user_id
+
+
+class RoleChange(Inbound):
+    """`PUT /v1/admin/users/{id}/role`."""
+
+    role: Role

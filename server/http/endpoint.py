@@ -79,14 +79,27 @@ def decode_query(request: web.Request, query_type: type) -> Any:
                                errors=field_errors(exc)) from None
 
 
+async def read_body(request: web.Request, limit: int) -> bytes:
+    """The whole body, refused with 413 as soon as it grows past `limit` bytes.
+
+    StreamReader.read(n) returns whatever has arrived so far, so read until EOF.
+    """
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await request.content.read(64 * 1024):
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"The body may be at most {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 async def decode_json_body(request: web.Request, endpoint: Endpoint, limit: int) -> Any:
     if request.content_length is not None and request.content_length > limit:
         raise PayloadTooLarge(f"The body may be at most {limit} bytes")
     if request.content_type != "application/json":
         raise UnsupportedMediaType("Send the body as application/json")
-    raw = await request.content.read(limit + 1)
-    if len(raw) > limit:
-        raise PayloadTooLarge(f"The body may be at most {limit} bytes")
+    raw = await read_body(request, limit)
     if not raw.strip():
         raise BadRequest("A JSON body is required")
     try:

@@ -1,8 +1,117 @@
+"""Per-client rate limiting for every REST route (and the Socket.IO handshake).
+
+Each request spends one token from the client's global bucket (RATE_LIMIT_PER_MINUTE, key
+`ip:<ip>`) and, when its route has a limit of its own (`Endpoint.rate_limit`, overridden by
+RATE_LIMIT_ROUTES), one from the route's bucket (`route:<name>:<ip>`). Exempt: routes named
+`ops.*` (health, readiness, metrics: probes must never be refused), requests that match no
+route (404/405), and Socket.IO long-polling requests after the handshake. A refusal is a 429
+problem with `Retry-After`; an allowed response carries `RateLimit-Limit` /
+`RateLimit-Remaining` (IETF draft names) for the bucket closest to empty. When the bucket
+store fails, requests are allowed (see FailOpenRateLimiter).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+
 from aiohttp import web
+
+from server.config import Settings
+from server.http.endpoint import current_endpoint
+from server.http.middleware import route_name
+from server.http.problems import RateLimited
+from server.keys import LIFECYCLE, SETTINGS
+from server.ratelimit.failopen import FailOpenRateLimiter
+from server.ratelimit.ports import RateLimiter
+from server.resources import optional_redis
+from storage.memory.rate_limiter import MemoryRateLimiter
+from storage.redis.rate_limiter import RedisRateLimiter
+
+EXEMPT_PREFIX = "ops."
+SOCKETIO_PATH = "/socket.io/"  # server.gateway.setup attaches Socket.IO here
+
+
+@dataclass(frozen=True, slots=True)
+class RatePolicy:
+    per_minute: int  # the global bucket, per client
+    route_overrides: dict[str, int]  # RATE_LIMIT_ROUTES, by route name
+    trust_proxy_headers: bool
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RatePolicy:
+        return cls(per_minute=settings.rate_limit_per_minute,
+                   route_overrides=settings.route_rate_limits(),
+                   trust_proxy_headers=settings.trust_proxy_headers)
+
+    def route_limit(self, request: web.Request, name: str) -> int | None:
+        if name in self.route_overrides:
+            return self.route_overrides[name]
+        endpoint = current_endpoint(request)
+        return endpoint.rate_limit if endpoint is not None else None
+
+    def client_ip(self, request: web.Request) -> str:
+        if self.trust_proxy_headers:
+            forwarded = request.headers.get("X-Forwarded-For", "")
+            first = forwarded.split(",", 1)[0].strip()
+            if first:
+                return first[:64]  # bounds the key length whatever a proxy sends
+        return request.remote or "unknown"
+
+
+RATE_POLICY = web.AppKey("rate_policy", RatePolicy)
+RATE_LIMITER = web.AppKey("rate_limiter", RateLimiter)
 
 
 @web.middleware
-async def rate_limit_middleware(request, handler):
-    return await handler(request)
-def setup_ratelimit(app: web.Application) -> None:
-    pass
+async def rate_limit_middleware(request: web.Request, handler: web.Handler) -> web.StreamResponse:
+    if request.match_info.http_exception is not None:
+        return await handler(request)  # unmatched: the 404/405 costs nothing
+    name = route_name(request)
+    if name.startswith(EXEMPT_PREFIX) or _engineio_poll(request):
+        return await handler(request)
+    policy = request.app[RATE_POLICY]
+    limiter = request.app[RATE_LIMITER]
+    ip = policy.client_ip(request)
+    decisions = [await limiter.hit(f"ip:{ip}", policy.per_minute)]
+    route_limit = policy.route_limit(request, name)
+    if decisions[0].allowed and route_limit is not None:
+        decisions.append(await limiter.hit(f"route:{name}:{ip}", route_limit))
+    refused = [d for d in decisions if not d.allowed]
+    if refused:
+        raise RateLimited(max(d.retry_after for d in refused))
+    response = await handler(request)
+    if not response.prepared:  # a websocket or streamed response has sent its headers
+        tightest = min(decisions, key=lambda d: (d.remaining, d.limit))
+        response.headers["RateLimit-Limit"] = str(tightest.limit)
+        response.headers["RateLimit-Remaining"] = str(tightest.remaining)
+    return response
+
+
+def _engineio_poll(request: web.Request) -> bool:
+    """A request inside an established Socket.IO session (long-polling carries `sid`): its
+    handshake was counted, and websocket frames never pass here, so neither do polls."""
+    return request.path.startswith(SOCKETIO_PATH) and "sid" in request.query
+
+
+def setup_ratelimit(app: web.Application, *,
+                    clock: Callable[[], float] = time.monotonic) -> None:
+    """Register the policy now and the limiter at startup: Redis when the app has a client
+    (redis_ctx runs before this ctx), the in-process buckets otherwise. `clock` drives the
+    in-process buckets and the fail-open cooldown; tests inject one."""
+    app[RATE_POLICY] = RatePolicy.from_settings(app[SETTINGS])
+
+    async def rate_limiter_ctx(app: web.Application) -> AsyncIterator[None]:
+        client = optional_redis(app)
+        inner: RateLimiter
+        if client is not None:
+            inner = RedisRateLimiter(client, app[SETTINGS].redis_key_prefix)
+            app[LIFECYCLE].adapters["rate_limit"] = "redis"
+        else:
+            inner = MemoryRateLimiter(clock)
+            app[LIFECYCLE].adapters["rate_limit"] = "memory"
+        app[RATE_LIMITER] = FailOpenRateLimiter(inner, clock)
+        yield
+
+    app.cleanup_ctx.append(rate_limiter_ctx)

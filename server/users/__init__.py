@@ -1,1 +1,1 @@
-"""(being written)"""
+"""Accounts and the social graph: profiles, follows, blocks, mutes, roles."""

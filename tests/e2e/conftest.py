@@ -9,12 +9,21 @@ import aiohttp
 import pytest
 import pytest_asyncio
 
+from server.app import create_app
+from server.config import load_settings
+from server.keys import ENDPOINTS
 from tests.support.databases import create_database, drop_database
 from tests.support.server import HubbubProcess
 
 pytestmark = pytest.mark.e2e
 
 JWT_SECRET = "e2e-secret-" + uuid.uuid4().hex
+
+
+def _lifted_route_limits(per_minute: int) -> str:
+    """RATE_LIMIT_ROUTES raising every route's own limit (building the app starts nothing)."""
+    app = create_app(load_settings({"JWT_SECRET": "x" * 32}))
+    return ",".join(f"{e.name}={per_minute}" for e in app[ENDPOINTS] if e.rate_limit)
 
 
 @pytest_asyncio.fixture(scope="session")
@@ -33,6 +42,9 @@ def hubbub(server_dsn: str, redis_url: str) -> Iterator[HubbubProcess]:
         "REDIS_KEY_PREFIX": f"hubbub-e2e:{uuid.uuid4().hex[:8]}:",
         "JWT_SECRET": JWT_SECRET,
         "RATE_LIMIT_PER_MINUTE": "100000",
+        # Per-route limits (signup 20/min per IP, ...) would throttle a suite that signs up
+        # hundreds of users from one address.
+        "RATE_LIMIT_ROUTES": _lifted_route_limits(100_000),
     }).start()
     yield server
     assert server.stop() == 0, "hubbub did not shut down cleanly on SIGTERM"

@@ -1,0 +1,91 @@
+"""What the auth service needs from the outside world. Adapters: storage/postgres/accounts.py,
+refresh_tokens.py, password_resets.py and server/auth/mail.py; in-memory fakes in tests/unit.
+
+Times are passed in (from the service's clock) rather than read from the database, so an
+adapter and its fake agree on what "expired" means.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Protocol
+
+from protocols.auth import Credentials, Rotation
+from protocols.users import Me
+
+
+class AccountStore(Protocol):
+    async def create(self, *, user_id: str, username: str, email: str, password_hash: str,
+                     display_name: str) -> Me:
+        """Insert a user with role "user"; durable when it returns.
+
+        Raises storage.errors.DuplicateError with constraint `users_username_key` or
+        `users_email_key` when the username or email is taken, compared regardless of case.
+        """
+        ...
+
+    async def find_credentials(self, identifier: str) -> Credentials | None:
+        """The account whose email (identifier contains "@") or username (otherwise) equals
+        identifier regardless of case; None when there is none."""
+        ...
+
+    async def get_me(self, user_id: str) -> Me | None:
+        """The account with this id, or None."""
+        ...
+
+    async def set_password_hash(self, user_id: str, password_hash: str) -> None:
+        """Replace the stored hash (and bump updated_at); a missing user is a no-op."""
+        ...
+
+
+class RefreshTokenStore(Protocol):
+    async def issue(self, *, user_id: str, family_id: str, token_hash: bytes,
+                    expires_at: datetime) -> None:
+        """Store a new live token starting (or continuing) a family."""
+        ...
+
+    async def rotate(self, *, token_hash: bytes, new_hash: bytes, new_expires_at: datetime,
+                     now: datetime) -> Rotation:
+        """Spend a token and store its successor, atomically (one transaction).
+
+        The presented token is marked used only if it is unused, unrevoked and expires after
+        `now`; the successor joins the same family. Of two concurrent rotations of one token
+        exactly one is `rotated`; the other sees `reused`. A token that was already used is
+        `reused` (the caller revokes the family); unknown, expired, or revoked-but-unused is
+        `invalid`. Nothing is written unless the outcome is `rotated`.
+        """
+        ...
+
+    async def revoke_family(self, family_id: str, *, now: datetime) -> None:
+        """Revoke every live token of the family (idempotent)."""
+        ...
+
+    async def revoke_family_of(self, token_hash: bytes, *, now: datetime) -> bool:
+        """Revoke the family the token belongs to; False when the token is unknown."""
+        ...
+
+    async def revoke_all_for_user(self, user_id: str, *, now: datetime) -> None:
+        """Revoke every live token of every family of the user (sign out everywhere)."""
+        ...
+
+
+class PasswordResetStore(Protocol):
+    async def put(self, *, user_id: str, code_hash: bytes, expires_at: datetime) -> None:
+        """Store the user's reset code, replacing any previous one (and its attempt count)."""
+        ...
+
+    async def consume(self, *, user_id: str, code_hash: bytes, now: datetime,
+                      max_attempts: int) -> bool:
+        """Check a presented code and, when right, delete it; atomic per user.
+
+        True only if a code exists, expires after `now`, has had fewer than `max_attempts`
+        wrong guesses, and matches. A wrong guess counts an attempt; once `max_attempts`
+        wrong guesses are counted the code is dead (even the right code is refused).
+        """
+        ...
+
+
+class Mailer(Protocol):
+    async def send(self, to: str, subject: str, body: str) -> None:
+        """Deliver (or hand off for delivery) one plain-text message. Raises on failure."""
+        ...

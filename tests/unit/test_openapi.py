@@ -1,0 +1,253 @@
+"""The OpenAPI document: generated from the typed endpoints of a real (unstarted) app."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from importlib import resources
+from typing import Annotated, Any
+
+import msgspec
+import pytest
+from aiohttp import web
+
+from protocols.base import Inbound, Outbound
+from protocols.common import Page, PageQuery
+from server.app import create_app
+from server.config import load_settings
+from server.http.endpoint import Endpoint, Endpoints
+from server.keys import ENDPOINTS
+from server.openapi.generator import build_openapi, openapi_path
+from server.openapi.wiring import openapi_document
+
+COMPONENT_NAME = re.compile(r"^[a-zA-Z0-9.\-_]+$")  # OpenAPI 3.1, components map keys
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory: pytest.TempPathFactory) -> web.Application:
+    data_dir = tmp_path_factory.mktemp("openapi")
+    # Not started: every area registers its routes while the app is constructed.
+    return create_app(load_settings({"JWT_SECRET": "x" * 32, "DATA_DIR": str(data_dir)}))
+
+
+@pytest.fixture(scope="module")
+def document(app: web.Application) -> dict[str, Any]:
+    return openapi_document(app)
+
+
+def refs(node: Any) -> Iterator[str]:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "$ref" and isinstance(value, str):
+                yield value
+            else:
+                yield from refs(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from refs(item)
+
+
+def lookup(document: dict[str, Any], ref: str) -> Any:
+    assert ref.startswith("#/"), ref
+    node: Any = document
+    for part in ref[2:].split("/"):
+        node = node[part]
+    return node
+
+
+def typed_routes(app: web.Application) -> list[Endpoint]:
+    return [route.handler.__endpoint__ for route in app.router.routes()
+            if hasattr(route.handler, "__endpoint__")]
+
+
+def test_every_typed_route_is_documented(app: web.Application,
+                                         document: dict[str, Any]) -> None:
+    routes = typed_routes(app)
+    assert {e.name for e in routes} >= {"ops.health", "ops.ready", "ops.info",
+                                        "docs.openapi", "docs.page"}
+    for endpoint in routes:
+        path, _ = openapi_path(endpoint.path)
+        operation = document["paths"][path][endpoint.method.lower()]
+        assert operation["operationId"] == endpoint.name
+        assert operation["summary"] == endpoint.summary
+        assert operation["tags"] == [endpoint.tag]
+    operations = [op for item in document["paths"].values() for op in item.values()]
+    assert len(operations) == len(routes) == len(app[ENDPOINTS])
+
+
+def test_schemas_are_present_where_declared(app: web.Application,
+                                            document: dict[str, Any]) -> None:
+    for endpoint in app[ENDPOINTS]:
+        operation = document["paths"][openapi_path(endpoint.path)[0]][endpoint.method.lower()]
+        success = operation["responses"][str(endpoint.status)]
+        if endpoint.response is not None and endpoint.status != 204:
+            assert success["content"]["application/json"]["schema"], endpoint.name
+        else:
+            assert "content" not in success, endpoint.name
+        if endpoint.body is not None:
+            body = operation["requestBody"]
+            assert body["required"] and body["content"]["application/json"]["schema"]
+            assert {"400", "413", "415", "422"} <= operation["responses"].keys()
+        if endpoint.auth:
+            assert operation["security"] == [{"bearerAuth": []}]
+            assert "401" in operation["responses"]
+        else:
+            assert "security" not in operation
+        for status in endpoint.errors:
+            assert str(status) in operation["responses"]
+
+
+def test_problem_responses_share_the_problem_schema(document: dict[str, Any]) -> None:
+    problem = document["components"]["schemas"]["Problem"]
+    assert {"type", "title", "status", "code"} <= set(problem["required"])
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            limited = not operation["operationId"].startswith("ops.")
+            assert ("429" in operation["responses"]) == limited, (method, path)
+            for status, response in operation["responses"].items():
+                if int(status) >= 400:
+                    content = response["content"]["application/problem+json"]
+                    assert content["schema"] == {"$ref": "#/components/schemas/Problem"}
+            if limited:
+                assert "Retry-After" in operation["responses"]["429"]["headers"]
+
+
+def test_every_ref_resolves_and_names_are_valid(document: dict[str, Any]) -> None:
+    found = list(refs(document))
+    assert found
+    for ref in found:
+        assert lookup(document, ref) is not None
+    assert all(COMPONENT_NAME.match(name) for name in document["components"]["schemas"])
+
+
+def test_the_document_is_valid_openapi_3_1(document: dict[str, Any]) -> None:
+    validator = pytest.importorskip("openapi_spec_validator")
+    assert document["openapi"] == "3.1.0"
+    # Through JSON, exactly as served.
+    validator.validate(msgspec.json.decode(msgspec.json.encode(document)))
+
+
+# A synthetic area exercising what the real ones may not use yet.
+class Widget(Outbound):
+    id: str
+    size: int
+
+
+class Gadget(Outbound):
+    id: str
+
+
+class WidgetQuery(Inbound):
+    kind: Annotated[str, msgspec.Meta(description="Only this kind")]
+    limit: Annotated[int, msgspec.Meta(ge=1, le=100)] = 20
+
+
+class NewWidget(Inbound):
+    size: Annotated[int, msgspec.Meta(ge=1)]
+
+
+sample = Endpoints("widgets")
+
+
+@sample.get("/v1/widgets", name="widgets.list", query=WidgetQuery, response=Page[Widget],
+            summary="List widgets")
+async def list_widgets(request: web.Request, **_: Any) -> None: ...
+
+
+@sample.get("/v1/gadgets", name="gadgets.list", query=PageQuery, response=Page[Gadget],
+            auth=False, summary="List gadgets")
+async def list_gadgets(request: web.Request, **_: Any) -> None: ...
+
+
+@sample.post("/v1/widgets/{id:[0-9a-f]{8}}/parts/{part}", name="widgets.add_part",
+             body=NewWidget, response=Widget, status=201, roles=frozenset({"admin"}),
+             errors=(404, 409), rate_limit=10, summary="Add a part")
+async def add_part(request: web.Request, **_: Any) -> None: ...
+
+
+@sample.delete("/v1/widgets/{id}", name="widgets.delete", status=204, summary="Delete")
+async def delete_widget(request: web.Request, **_: Any) -> None: ...
+
+
+@sample.post("/v1/widgets/upload", name="widgets.upload", response=Widget,
+             content_types=("multipart/form-data",), summary="Upload")
+async def upload(request: web.Request, **_: Any) -> None: ...
+
+
+@pytest.fixture(scope="module")
+def synthetic() -> dict[str, Any]:
+    return build_openapi(sample.endpoints)
+
+
+def test_generic_pages_get_distinct_valid_names(synthetic: dict[str, Any]) -> None:
+    widgets = synthetic["paths"]["/v1/widgets"]["get"]["responses"]["200"]
+    gadgets = synthetic["paths"]["/v1/gadgets"]["get"]["responses"]["200"]
+    widget_ref = widgets["content"]["application/json"]["schema"]["$ref"]
+    gadget_ref = gadgets["content"]["application/json"]["schema"]["$ref"]
+    assert widget_ref != gadget_ref
+    page = lookup(synthetic, widget_ref)
+    assert page["title"] == "Page[Widget]"
+    assert page["properties"]["items"]["items"] == {"$ref": "#/components/schemas/Widget"}
+    assert all(COMPONENT_NAME.match(name) for name in synthetic["components"]["schemas"])
+
+
+def test_query_fields_become_parameters(synthetic: dict[str, Any]) -> None:
+    parameters = synthetic["paths"]["/v1/widgets"]["get"]["parameters"]
+    by_name = {p["name"]: p for p in parameters}
+    assert set(by_name) == {"kind", "limit"}
+    assert by_name["kind"]["in"] == "query" and by_name["kind"]["required"] is True
+    assert by_name["kind"]["description"] == "Only this kind"
+    assert by_name["limit"]["required"] is False
+    assert by_name["limit"]["schema"] == {"type": "integer", "minimum": 1, "maximum": 100,
+                                          "default": 20}
+    gadgets = synthetic["paths"]["/v1/gadgets"]["get"]
+    assert [p["name"] for p in gadgets["parameters"]] == ["limit", "cursor"]
+    assert {"400", "422"} <= gadgets["responses"].keys() and "401" not in gadgets["responses"]
+
+
+def test_path_parameters_body_roles_and_extra_errors(synthetic: dict[str, Any]) -> None:
+    operation = synthetic["paths"]["/v1/widgets/{id}/parts/{part}"]["post"]
+    assert [(p["name"], p["in"], p["required"]) for p in operation["parameters"]] == [
+        ("id", "path", True), ("part", "path", True)]
+    body = operation["requestBody"]["content"]["application/json"]["schema"]
+    assert lookup(synthetic, body["$ref"])["properties"]["size"]["minimum"] == 1
+    assert set(operation["responses"]) == {"201", "400", "401", "403", "404", "409", "413",
+                                           "415", "422", "429"}
+    assert operation["x-roles"] == ["admin"] and operation["x-rate-limit-per-minute"] == 10
+
+
+def test_no_content_and_non_json_bodies(synthetic: dict[str, Any]) -> None:
+    deleted = synthetic["paths"]["/v1/widgets/{id}"]["delete"]["responses"]["204"]
+    assert "content" not in deleted
+    upload = synthetic["paths"]["/v1/widgets/upload"]["post"]
+    assert list(upload["requestBody"]["content"]) == ["multipart/form-data"]
+
+
+def test_synthetic_document_is_valid(synthetic: dict[str, Any]) -> None:
+    validator = pytest.importorskip("openapi_spec_validator")
+    validator.validate(synthetic)
+    for ref in refs(synthetic):
+        lookup(synthetic, ref)
+
+
+def test_duplicate_route_names_are_refused() -> None:
+    twice = [*sample.endpoints, sample.endpoints[0]]
+    with pytest.raises(ValueError, match=r"widgets\.list"):
+        build_openapi(twice)
+
+
+@pytest.mark.parametrize(("aiohttp_path", "expected"), [
+    ("/v1/users/{id}", ("/v1/users/{id}", ["id"])),
+    ("/v1/x/{id:\\d+}/y/{name}", ("/v1/x/{id}/y/{name}", ["id", "name"])),
+    ("/v1/x/{code:[a-z]{2,3}}", ("/v1/x/{code}", ["code"])),
+    ("/health", ("/health", [])),
+])
+def test_openapi_path(aiohttp_path: str, expected: tuple[str, list[str]]) -> None:
+    assert openapi_path(aiohttp_path) == expected
+
+
+def test_docs_page_ships_with_the_package_and_names_no_external_url() -> None:
+    static = resources.files("server") / "static"
+    for name in ("docs.html", "docs.js", "docs.css"):
+        text = (static / name).read_text(encoding="utf-8")
+        assert "http://" not in text and "https://" not in text, name
