@@ -57,6 +57,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     refresh_token_ttl: PositiveInt = 30 * 24 * 3600
     password_reset_ttl: PositiveInt = 600
     password_reset_max_attempts: PositiveInt = 5
+    # argon2id cost; the defaults are OWASP's recommended minimum (19 MiB, 2 passes, 1 lane).
+    # Raising them slows every login and signup, on purpose.
+    argon2_time_cost: PositiveInt = 2
+    argon2_memory_kib: Annotated[int, msgspec.Meta(ge=8 * 1024)] = 19 * 1024
+    argon2_parallelism: PositiveInt = 1
 
     # Limits
     rate_limit_per_minute: PositiveInt = 1000
@@ -114,6 +119,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         message = _PATH.sub("", str(exc)).strip(" -")
         raise ConfigError(f"{var}={value!r} is invalid: {message}") from None
     settings.route_rate_limits()  # fail at start, not on the first request
+    if settings.jwt_secret is not None and len(settings.jwt_secret.encode()) < 32:
+        raise ConfigError("JWT_SECRET must be at least 32 bytes long (HS256 key strength)")
     if settings.db_pool_min > settings.db_pool_max:
         raise ConfigError("DB_POOL_MIN must not exceed DB_POOL_MAX")
     return settings

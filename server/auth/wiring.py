@@ -8,6 +8,7 @@ import logging
 from collections.abc import AsyncIterator
 
 from aiohttp import web
+from argon2 import PasswordHasher
 
 from server.auth.mail import LogMailer
 from server.auth.passwords import Passwords
@@ -51,7 +52,11 @@ async def _auth_ctx(app: web.Application) -> AsyncIterator[None]:
         accounts=PostgresAccountStore(pool),
         refresh_tokens=PostgresRefreshTokenStore(pool),
         resets=PostgresPasswordResetStore(pool),
-        mailer=mailer, tokens=tokens, passwords=Passwords(), settings=settings,
+        mailer=mailer, tokens=tokens, settings=settings,
+        passwords=Passwords(PasswordHasher(
+            time_cost=settings.argon2_time_cost, memory_cost=settings.argon2_memory_kib,
+            parallelism=settings.argon2_parallelism,
+        )),
     )
     app[AUTHENTICATOR] = tokens.verify
     yield

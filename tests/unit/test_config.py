@@ -18,13 +18,13 @@ def test_defaults_are_the_embedded_setup() -> None:
 
 def test_contract_names_are_read() -> None:
     settings = load_settings({
-        "HOST": "0.0.0.0", "PORT": "9000", "DATA_DIR": "/data", "JWT_SECRET": "s3cret",
+        "HOST": "0.0.0.0", "PORT": "9000", "DATA_DIR": "/data", "JWT_SECRET": "s3cret-" + "x" * 32,
         "RATE_LIMIT_PER_MINUTE": "60", "ACCESS_TOKEN_TTL": "60", "LOG_LEVEL": "DEBUG",
         "NODE_ID": "node-a", "DATABASE_URL": "postgresql://x/y", "REDIS_URL": "redis://r",
         "TRUST_PROXY_HEADERS": "true", "FEED_PUSH_THRESHOLD": "5", "POSTS_PER_DAY": "7",
     })
     assert settings.port == 9000 and settings.host == "0.0.0.0"
-    assert settings.jwt_secret == "s3cret" and settings.rate_limit_per_minute == 60
+    assert settings.jwt_secret == "s3cret-" + "x" * 32 and settings.rate_limit_per_minute == 60
     assert settings.effective_node_id == "node-a"
     assert settings.trust_proxy_headers is True
     assert (settings.feed_push_threshold, settings.posts_per_day) == (5, 7)
@@ -43,6 +43,8 @@ def test_empty_values_count_as_unset() -> None:
         ({"LOG_LEVEL": "LOUD"}, "LOG_LEVEL"),
         ({"RATE_LIMIT_ROUTES": "auth.login"}, "RATE_LIMIT_ROUTES"),
         ({"DB_POOL_MIN": "5", "DB_POOL_MAX": "2"}, "DB_POOL_MIN"),
+        ({"JWT_SECRET": "short"}, "JWT_SECRET"),
+        ({"ARGON2_MEMORY_KIB": "64"}, "ARGON2_MEMORY_KIB"),
     ],
 )
 def test_bad_values_name_the_variable(env: dict[str, str], needle: str) -> None:
