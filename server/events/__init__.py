@@ -1,0 +1,1 @@
+"""Domain events: the bus port, the outbox relay and the consumer plumbing."""
