@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -23,6 +25,9 @@ class HubbubProcess:
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.workdir = Path(tempfile.mkdtemp(prefix="hubbub-e2e-"))
+        # Removed when the test session's interpreter exits: a test may restart a server on
+        # the same DATA_DIR after stop(), so stop() must keep it.
+        atexit.register(shutil.rmtree, self.workdir, ignore_errors=True)
         self.log_path = self.workdir / "server.log"
         self.env = {
             **os.environ,

@@ -1,0 +1,103 @@
+# Hubbub developer entry points. On a fresh machine: `make run` or `make test`.
+# Everything installs into ./.venv; a stamp file per dependency set skips reinstalling until
+# pyproject.toml changes.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+MAKEFLAGS += --no-print-directory
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PIP := PIP_DISABLE_PIP_VERSION_CHECK=1 $(BIN)/python -m pip
+IMAGE ?= hubbub:dev
+PYTEST_ARGS ?=
+DEPLOY_YAML := $(wildcard deploy/*.yml deploy/k8s/*.yaml)
+
+# Stamps: one per set of extras. The test set contains the runtime set.
+STAMP_RUN := $(VENV)/.stamp-run
+STAMP_TEST := $(VENV)/.stamp-test
+STAMP_LOAD := $(VENV)/.stamp-load
+
+.PHONY: help run test lint fmt migrate bench docker clean clean-data redis
+
+help:
+	@echo "make run         serve on 127.0.0.1:8080 (embedded Postgres, data in ./var)"
+	@echo "make test        ruff check, deploy YAML check, then pytest (PYTEST_ARGS=...)"
+	@echo "make lint        ruff check and deploy YAML check"
+	@echo "make fmt         ruff format and ruff check --fix"
+	@echo "make migrate     apply database migrations (DATABASE_URL, or the embedded one)"
+	@echo "make bench       load test a fresh local server (BENCH_USERS, BENCH_SECONDS)"
+	@echo "make docker      build the container image $(IMAGE)"
+	@echo "make clean       remove .venv (with its install stamps) and caches"
+	@echo "make clean-data  remove ./var (embedded Postgres data, local media, JWT secret)"
+
+$(BIN)/python:
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+	  || { echo "Hubbub needs Python >= 3.11 (PYTHON=$(PYTHON) is older)" >&2; exit 1; }
+	$(PYTHON) -m venv $(VENV) || { rm -rf $(VENV); \
+	  echo "python3 -m venv failed; on Debian/Ubuntu: apt-get install python3-venv" >&2; exit 1; }
+
+$(STAMP_RUN): pyproject.toml | $(BIN)/python
+	$(PIP) install -q -e .
+	@touch $@
+
+$(STAMP_TEST): pyproject.toml | $(BIN)/python
+	$(PIP) install -q -e '.[test]'
+	@touch $@ $(STAMP_RUN)
+
+$(STAMP_LOAD): pyproject.toml | $(BIN)/python
+	$(PIP) install -q -e '.[load]'
+	@touch $@ $(STAMP_RUN)
+
+run: $(STAMP_RUN)
+	exec $(BIN)/hubbub serve
+
+migrate: $(STAMP_RUN)
+	$(BIN)/hubbub migrate
+
+# The tests find Redis on 127.0.0.1:6379 or start `redis-server` themselves on a free port
+# (tests/support/services.py); here we only make sure that binary exists when nothing listens.
+redis:
+	@if [ -z "$${TEST_REDIS_URL:-}" ] && ! (exec 3<>/dev/tcp/127.0.0.1/6379) 2>/dev/null \
+	    && ! command -v redis-server >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "No Redis on 127.0.0.1:6379 and no redis-server binary: installing redis-server"; \
+	    export DEBIAN_FRONTEND=noninteractive; \
+	    apt-get update -qq </dev/null && apt-get install -y -qq redis-server </dev/null >/dev/null; \
+	  else \
+	    echo "warning: no Redis on 127.0.0.1:6379 and no redis-server binary;" \
+	         "install Redis (Debian: apt-get install redis-server) or set TEST_REDIS_URL" >&2; \
+	  fi; \
+	fi
+
+lint: $(STAMP_TEST)
+	$(BIN)/ruff check .
+	$(BIN)/python -c 'import sys, yaml; [list(yaml.safe_load_all(open(p))) for p in sys.argv[1:]]' \
+	  $(DEPLOY_YAML)
+	@echo "deploy YAML parses: $(words $(DEPLOY_YAML)) files"
+
+fmt: $(STAMP_TEST)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+# pytest exit code 5 means "no tests collected": not a failure for us.
+test: lint redis
+	$(BIN)/pytest $(PYTEST_ARGS) </dev/null || { rc=$$?; [ $$rc -eq 5 ] || exit $$rc; \
+	  echo "pytest collected no tests"; }
+
+bench: $(STAMP_LOAD)
+	$(BIN)/python loadtest/bench.py
+
+# Documented rather than exercised here: needs a Docker engine.
+docker:
+	docker build -t $(IMAGE) .
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis build dist *.egg-info
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +
+
+# The embedded Postgres must not be running (stop `make run` first).
+clean-data:
+	rm -rf var
