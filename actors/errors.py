@@ -1,0 +1,37 @@
+"""The runtime's exceptions. `ActorError` is the one base."""
+
+from __future__ import annotations
+
+
+class ActorError(Exception):
+    """Base of every error the actor runtime raises."""
+
+
+class AskTimeout(ActorError, TimeoutError):
+    """No reply within the ask's timeout. The message may still be processed later."""
+
+
+class MailboxFull(ActorError):
+    """`tell_nowait` found the actor's bounded mailbox full (use `tell` to wait for room)."""
+
+
+class ActorStopped(ActorError):
+    """The actor system is stopping or stopped; the message was not delivered."""
+
+
+class ActorCrashed(ActorError):
+    """`receive` (or `on_start`) raised an unexpected exception while handling this message.
+
+    The actor was restarted from storage; the original exception is the `__cause__`.
+    """
+
+
+class Rejected(ActorError):
+    """Raised by an actor to refuse a message for a reason the caller can act on (not a
+    member, invalid state...). It reaches the asker unchanged and does NOT restart the actor.
+    `code` is stable and machine-readable."""
+
+    def __init__(self, code: str, message: str = "") -> None:
+        super().__init__(message or code)
+        self.code = code
+        self.message = message or code
