@@ -1,0 +1,62 @@
+"""Chat shapes (contract): rooms and messages over REST and Socket.IO."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+import msgspec
+
+from protocols.base import Inbound, Outbound
+
+MAX_MESSAGE_CHARS = 4000
+MAX_GROUP_MEMBERS = 256
+
+RoomKind = Literal["direct", "group"]
+MessageText = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_MESSAGE_CHARS)]
+# Chosen by the client, unique per sender and room; a resend with the same client_id returns
+# the first message instead of creating another.
+ClientId = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[\x21-\x7e]+$")]
+
+
+class Message(Outbound):
+    id: str
+    room_id: str
+    seq: int  # 1, 2, 3, ... per room: no gaps, no duplicates
+    sender_id: str
+    text: str
+    client_id: str
+    created_at: datetime
+    kind: Literal["text", "system"] = "text"  # system: e.g. a call summary
+
+
+class Room(Outbound):
+    id: str
+    kind: RoomKind
+    name: str | None
+    member_ids: list[str]
+    created_at: datetime
+    last_seq: int = 0
+    last_message: Message | None = None
+    unread_count: int = 0
+
+
+class RoomCreate(Inbound):
+    kind: RoomKind
+    member_ids: Annotated[list[str], msgspec.Meta(min_length=1, max_length=MAX_GROUP_MEMBERS)]
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=100)] | None = None
+
+
+class MembersChange(Inbound):
+    user_ids: Annotated[list[str], msgspec.Meta(min_length=1, max_length=MAX_GROUP_MEMBERS)]
+
+
+class MessageSend(Inbound):
+    text: MessageText
+    client_id: ClientId
+
+
+class HistoryQuery(Inbound):
+    before_seq: Annotated[int, msgspec.Meta(ge=1)] | None = None
+    after_seq: Annotated[int, msgspec.Meta(ge=0)] | None = None
+    limit: Annotated[int, msgspec.Meta(ge=1, le=100)] = 50
