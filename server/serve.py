@@ -26,7 +26,11 @@ async def serve(settings: Settings) -> None:
     app = create_app(settings)
     runner = web.AppRunner(app, handle_signals=False, access_log=None,
                            shutdown_timeout=settings.shutdown_timeout)
-    await runner.setup()
+    try:
+        await runner.setup()  # runs every startup step (pools, migrations, consumers)
+    except BaseException:
+        await runner.cleanup()  # undo the steps that did start (pools, embedded Postgres)
+        raise
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     signals = (signal.SIGTERM, signal.SIGINT)
