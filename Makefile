@@ -20,7 +20,7 @@ STAMP_RUN := $(VENV)/.stamp-run
 STAMP_TEST := $(VENV)/.stamp-test
 STAMP_LOAD := $(VENV)/.stamp-load
 
-.PHONY: help run test lint fmt migrate bench docker clean clean-data redis
+.PHONY: help run test lint fmt migrate bench bench-feed bench-chat docker clean clean-data redis
 
 help:
 	@echo "make run         serve on 127.0.0.1:8080 (embedded Postgres, data in ./var)"
@@ -29,6 +29,8 @@ help:
 	@echo "make fmt         ruff format and ruff check --fix"
 	@echo "make migrate     apply database migrations (DATABASE_URL, or the embedded one)"
 	@echo "make bench       load test a fresh local server (BENCH_USERS, BENCH_SECONDS)"
+	@echo "make bench-feed  seed a large graph, print feed read latency and fan-out times"
+	@echo "make bench-chat  connect many Socket.IO clients, print chat throughput and latency"
 	@echo "make docker      build the container image $(IMAGE)"
 	@echo "make clean       remove .venv (with its install stamps) and caches"
 	@echo "make clean-data  remove ./var (embedded Postgres data, local media, JWT secret)"
@@ -89,6 +91,12 @@ test: lint redis
 
 bench: $(STAMP_LOAD)
 	$(BIN)/python loadtest/bench.py
+
+bench-feed: $(STAMP_LOAD)
+	$(BIN)/python loadtest/bench_feed.py
+
+bench-chat: $(STAMP_LOAD)
+	$(BIN)/python loadtest/bench_chat.py
 
 # Documented rather than exercised here: needs a Docker engine.
 docker:

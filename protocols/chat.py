@@ -57,6 +57,14 @@ class MessageSend(Inbound):
 
 
 class HistoryQuery(Inbound):
+    """`GET /v1/rooms/{id}/messages`. Items always come in ascending seq order.
+
+    after_seq: the messages just after it (catching up). before_seq: the messages just before
+    it (scrolling back). Neither: the newest. Both: the window between them, from after_seq.
+    `cursor` (from a previous page's next_cursor) continues in the same direction.
+    """
+
     before_seq: Annotated[int, msgspec.Meta(ge=1)] | None = None
     after_seq: Annotated[int, msgspec.Meta(ge=0)] | None = None
     limit: Annotated[int, msgspec.Meta(ge=1, le=100)] = 50
+    cursor: str | None = None

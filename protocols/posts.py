@@ -1,4 +1,5 @@
-"""Post shapes (contract): a post as clients see it, and what they send to create one."""
+"""Post shapes (contract): a post as clients see it, what they send to create one, and the
+shapes around posts: likes, comments, metrics, user stats and the post search query."""
 
 from __future__ import annotations
 
@@ -8,13 +9,22 @@ from typing import Annotated
 import msgspec
 
 from protocols.base import Inbound, Outbound
+from protocols.common import PageQuery
 from protocols.media import Media
 from protocols.users import UserSummary
 
 MAX_POST_CHARS = 500
 MAX_MEDIA_PER_POST = 10
 
-PostText = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_POST_CHARS)]
+# A canonical UUID in any case (services lower-case it); `$(?!\n)` as in protocols.users.
+EntityId = Annotated[str, msgspec.Meta(
+    pattern=r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$(?!\n)")]
+
+# At least one non-space character, and never NUL (Postgres text refuses it).
+PostText = Annotated[str, msgspec.Meta(
+    min_length=1, max_length=MAX_POST_CHARS, pattern=r"^[^\x00]*[^\x00\s][^\x00]*$(?!\n)",
+    description="1-500 characters, not only whitespace",
+)]
 
 
 class Post(Outbound):
@@ -38,6 +48,72 @@ class Post(Outbound):
 
 class PostCreate(Inbound):
     text: PostText
-    media_ids: Annotated[list[str], msgspec.Meta(max_length=MAX_MEDIA_PER_POST)] = []
-    reply_to_id: str | None = None
-    quote_of_id: str | None = None
+    media_ids: Annotated[list[EntityId], msgspec.Meta(max_length=MAX_MEDIA_PER_POST)] = []
+    reply_to_id: EntityId | None = None
+    quote_of_id: EntityId | None = None
+
+
+class LikeState(Outbound):
+    """`POST|DELETE /v1/posts/{id}/like`: the caller's like and the post's exact count."""
+
+    liked: bool
+    like_count: int
+
+
+class Comment(Outbound):
+    id: str
+    post_id: str
+    author: UserSummary
+    text: str
+    created_at: datetime
+
+
+class CommentCreate(Inbound):
+    text: PostText
+
+
+class PostMetrics(Outbound):
+    """`GET /v1/posts/{id}/metrics`. views: reads of the post by anyone but its author."""
+
+    post_id: str
+    likes: int
+    comments: int
+    reposts: int
+    quotes: int
+    replies: int
+    views: int
+
+
+class UserStats(Outbound):
+    """`GET /v1/users/{id}/stats`. posts counts replies and quotes, not reposts; the
+    *_received counts are over the user's live posts."""
+
+    user_id: str
+    followers: int
+    following: int
+    posts: int
+    reposts: int
+    likes_received: int
+    comments_received: int
+    reposts_received: int
+    likes_given: int
+
+
+Timestamp = Annotated[datetime, msgspec.Meta(tz=True, description="RFC 3339 with an offset")]
+SearchText = Annotated[str, msgspec.Meta(
+    min_length=1, max_length=256, pattern=r"^[^\x00]*$",
+    description="Full-text search (web search syntax: words, \"phrases\", -excluded, or)",
+)]
+AuthorRef = Annotated[str, msgspec.Meta(
+    min_length=1, max_length=64, description="A user id, or @username")]
+
+
+class PostSearch(PageQuery):
+    """`GET /v1/posts`: every filter is optional; newest first. since is inclusive, until
+    exclusive; has_media=true keeps posts with media, false those without."""
+
+    author: AuthorRef | None = None
+    since: Timestamp | None = None
+    until: Timestamp | None = None
+    has_media: bool | None = None
+    q: SearchText | None = None

@@ -3,9 +3,12 @@ writer of its room: members, the per-room sequence, typing and read positions.""
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Literal
+
 import msgspec
 
-from protocols.chat import Message
+from protocols.chat import Message, RoomKind
 
 
 class RoomMsg(msgspec.Struct, frozen=True, kw_only=True):
@@ -43,4 +46,40 @@ class MarkRead(RoomMsg, frozen=True, kw_only=True):
 
 
 class MembershipChanged(msgspec.Struct, frozen=True, kw_only=True):
-    """Tell, from the REST side after members were added or removed in Postgres: reload."""
+    """Tell (or ask -> None), from the REST side after members were added or removed in
+    Postgres: reload. `removed_user_ids` get their sockets taken out of the room's live stream
+    even when the actor was not active to see them go."""
+
+    removed_user_ids: list[str] = []
+
+
+# -- What a RoomActor loads and stores through its ports (actors/ports.py RoomStore) ----------
+
+MemberRole = Literal["owner", "member"]
+
+
+class RoomMember(msgspec.Struct, frozen=True, kw_only=True):
+    user_id: str
+    role: MemberRole
+    last_read_seq: int = 0
+
+
+class RoomState(msgspec.Struct, frozen=True, kw_only=True):
+    """A room as its actor loads it: what it is, who is in it, and the highest seq stored."""
+
+    id: str
+    kind: RoomKind
+    name: str | None
+    created_at: datetime
+    members: list[RoomMember]
+    last_seq: int
+
+
+class SeqTaken(Exception):
+    """RoomStore.append: another message already holds (room_id, seq). Another activation of
+    the room wrote it (a brief double activation in a cluster); reload and take the next."""
+
+    def __init__(self, room_id: str, seq: int) -> None:
+        super().__init__(f"room {room_id} already has a message with seq {seq}")
+        self.room_id = room_id
+        self.seq = seq

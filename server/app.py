@@ -4,15 +4,22 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from server.actors_wiring import setup_actors
 from server.auth.wiring import setup_auth
+from server.chat.wiring import setup_chat
 from server.config import Settings
+from server.events.wiring import setup_events
+from server.feed.wiring import setup_feed
 from server.gateway.setup import setup_gateway
 from server.http.middleware import problem_details, request_context
 from server.keys import ENDPOINTS, LIFECYCLE, SETTINGS
 from server.lifecycle import Lifecycle
+from server.media.wiring import setup_media
 from server.metrics import metrics_middleware, setup_metrics
+from server.notifications.wiring import setup_notifications
 from server.openapi.wiring import setup_openapi
 from server.ops.routes import api as ops_api
+from server.posts.wiring import setup_posts
 from server.ratelimit.wiring import rate_limit_middleware, setup_ratelimit
 from server.resources import database_ctx, redis_ctx
 from server.users.wiring import setup_users
@@ -36,10 +43,18 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(redis_ctx)
 
     setup_metrics(app)
+    # Before every area that registers actor kinds; stopped after the areas' contexts.
+    setup_actors(app)
+    setup_events(app)  # before the areas: they subscribe consumers to app[EVENT_BUS]
     setup_ratelimit(app)
     setup_auth(app)
     setup_users(app)
+    setup_media(app)  # before posts: they call app[MEDIA_SERVICE]
+    setup_posts(app)
+    setup_feed(app)
+    setup_notifications(app)
     setup_gateway(app)
+    setup_chat(app)  # after actors and gateway: RoomActor uses the gateway's ports
     ops_api.register(app)
     setup_openapi(app)  # last: it documents every endpoint registered above
 

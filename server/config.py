@@ -43,11 +43,21 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     redis_url: str | None = None
     redis_key_prefix: str = "hubbub:"
     kafka_bootstrap_servers: str | None = None
+    # Events: topics are created with these at start when missing; published outbox rows are
+    # deleted after OUTBOX_RETENTION_HOURS.
+    kafka_topic_partitions: PositiveInt = 6
+    kafka_replication_factor: PositiveInt = 1
+    outbox_retention_hours: PositiveInt = 24
     s3_endpoint_url: str | None = None
     s3_bucket: str = "hubbub-media"
     s3_access_key_id: str | None = None
     s3_secret_access_key: str | None = None
     s3_region: str = "us-east-1"
+    # Media: how long a media URL (signed by Hubbub, or presigned by S3) and a presigned
+    # upload URL stay valid, in seconds; the decoded-pixel ceiling per image (x frames).
+    media_url_ttl: Annotated[int, msgspec.Meta(ge=60, le=7 * 24 * 3600)] = 3600
+    media_upload_ttl: Annotated[int, msgspec.Meta(ge=60, le=7 * 24 * 3600)] = 900
+    media_max_pixels: Annotated[int, msgspec.Meta(ge=1_000_000)] = 40_000_000
 
     # Auth
     jwt_secret: str | None = None  # unset: generated once, kept in DATA_DIR/jwt_secret
@@ -69,6 +79,27 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     max_json_body_bytes: PositiveInt = 64 * 1024
     posts_per_day: PositiveInt = 100
     feed_push_threshold: PositiveInt = 10_000
+    # Feeds: ids kept per home timeline, seconds an unread timeline lives (rebuilt from
+    # Postgres when gone), follower ids per fan-out batch, and the popular ranking's cache
+    # lifetime (seconds) and engagement window (hours).
+    feed_timeline_length: PositiveInt = 800
+    feed_timeline_ttl: PositiveInt = 7 * 24 * 3600
+    feed_fanout_batch: PositiveInt = 1000
+    feed_popular_ttl: PositiveInt = 30
+    feed_popular_window_hours: PositiveInt = 48
+
+    # Actors and the realtime gateway: mailbox capacity per actor, seconds an idle actor stays
+    # in memory, seconds a user stays online after their last socket closes (a reload does
+    # not flap to offline), and each socket's event rate limit (sustained per second, burst).
+    actor_mailbox_size: PositiveInt = 1000
+    actor_idle_timeout: PositiveFloat = 300.0
+    presence_grace_seconds: Annotated[float, msgspec.Meta(ge=0)] = 10.0
+    socket_events_per_second: PositiveFloat = 20.0
+    socket_event_burst: PositiveInt = 40
+    # Chat: the hot history each room keeps in Redis (or memory) in front of Postgres, as a
+    # number of newest messages and a maximum age in seconds.
+    chat_history_length: PositiveInt = 1000
+    chat_history_ttl: PositiveInt = 7 * 24 * 3600
 
     # Calls
     stun_urls: str = ""

@@ -8,6 +8,7 @@ usual way (record the event id in the same transaction as the effect).
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import timedelta
 from typing import Protocol
 
 from protocols.events import EventEnvelope
@@ -41,4 +42,46 @@ class EventBus(Protocol):
 
     async def stop(self) -> None:
         """Stop consuming and release connections; in-flight handler calls finish first."""
+        ...
+
+
+class OutboxStore(Protocol):
+    """The outbox relay's view of the transactional outbox (storage.postgres.outbox_relay).
+
+    Leadership makes exactly one relay active per cluster: a lock held on a dedicated
+    connection, released when that connection closes (resign(), or the node dying).
+    The other methods are called by the leader only.
+    """
+
+    async def try_lead(self) -> bool:
+        """Try to become the active relay; True while this store holds the leadership (cheap
+        to call again). False when another node holds it: try again later."""
+        ...
+
+    async def resign(self) -> None:
+        """Give the leadership up and release its connection; a no-op when not leading."""
+        ...
+
+    async def wait_for_events(self, timeout: float) -> None:
+        """Return as soon as a transaction that appended events has committed since the last
+        call returned, or after `timeout` seconds. Raises when the leadership was lost."""
+        ...
+
+    async def pending(self, limit: int) -> list[tuple[int, EventEnvelope]]:
+        """Up to `limit` unpublished events as (seq, envelope), in seq order."""
+        ...
+
+    async def mark_published(self, seqs: Sequence[int]) -> None:
+        """Stamp these rows published, in one statement."""
+        ...
+
+    async def backlog(self) -> tuple[int, float]:
+        """(unpublished events, age in seconds of the oldest of them; 0.0 when none)."""
+        ...
+
+    async def purge(self, *, published_before: timedelta, processed_before: timedelta,
+                    limit: int) -> int:
+        """Delete up to `limit` outbox rows published longer than `published_before` ago and
+        up to `limit` processed_events claims older than `processed_before`, oldest first;
+        returns how many rows went (call again while it returns > 0)."""
         ...

@@ -1,50 +1,160 @@
-"""Attach the Socket.IO server to the aiohttp app and authenticate connections by JWT."""
+"""Attach the Socket.IO gateway to the aiohttp app.
+
+- One python-socketio AsyncServer on the app's router (`/socket.io/`). With REDIS_URL set its
+  client manager is the Socket.IO Redis manager on the channel `<REDIS_KEY_PREFIX>socketio`,
+  so an emit to a room reaches that room's sockets on every node.
+- One namespace object for "/" (GatewayNamespace) running the event pipeline.
+- The UserActor kind, with its ports (presence store, broadcaster, unread counts) built at
+  startup, and the notifications area's live-delivery sink.
+
+Startup happens in `gateway_ctx`, after the database, Redis and auth contexts. On shutdown
+every socket is closed first (on_shutdown: open websockets would otherwise hold aiohttp's
+handler drain for SHUTDOWN_TIMEOUT; each close tells the user's UserActor), then the context
+stops the Socket.IO background work. The actor system (set up earlier) is stopped after it.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Sequence
 
 import socketio
 from aiohttp import web
 
-from server.http.problems import Unauthorized
-from server.keys import AUTHENTICATOR
+from actors.actor import ActorContext
+from actors.user import UserActor
+from protocols.notifications import Notification
+from protocols.posts import Post
+from server.actors_wiring import ACTOR_SYSTEM
+from server.feed.wiring import add_feed_listener
+from server.gateway.broadcaster import SocketIOBroadcaster
+from server.gateway.connections import Gateway
+from server.gateway.limits import MAX_PACKET_BYTES
+from server.gateway.namespace import GatewayNamespace
+from server.gateway.push import push_feed_post, push_notification
+from server.gateway.session import LocalSessions
+from server.gateway.transport import CLOSE_TIMEOUT, OpenWebSockets, track_websockets
+from server.keys import AUTHENTICATOR, DB_POOL, LIFECYCLE, SETTINGS
+from server.notifications.wiring import add_notification_sink
+from server.posts.wiring import POST_READER
+from server.resources import optional_redis
+from storage.memory.presence import MemoryPresenceStore
+from storage.postgres.notifications import PostgresNotificationStore
+from storage.postgres.visibility import PostgresPresenceVisibility
+from storage.redis.presence import RedisPresenceStore
 
 log = logging.getLogger("hubbub.gateway")
 SIO = web.AppKey("sio", socketio.AsyncServer)
-# Socket.IO clients see this as the connect_error's `data` (and "unauthorized" as `message`).
-_UNAUTHORIZED = {"code": "unauthorized"}
+GATEWAY = web.AppKey("gateway", Gateway)
+BROADCASTER = web.AppKey("broadcaster", SocketIOBroadcaster)
 
 
 def setup_gateway(app: web.Application) -> socketio.AsyncServer:
+    settings = app[SETTINGS]
+    manager = None
+    if settings.redis_url:
+        manager = socketio.AsyncRedisManager(
+            settings.redis_url, channel=f"{settings.redis_key_prefix}socketio")
     sio = socketio.AsyncServer(
-        async_mode="aiohttp", cors_allowed_origins="*", logger=False, engineio_logger=False,
-        max_http_buffer_size=1_000_000,
+        async_mode="aiohttp", client_manager=manager, cors_allowed_origins="*",
+        logger=False, engineio_logger=False, max_http_buffer_size=MAX_PACKET_BYTES,
     )
     sio.attach(app, socketio_path="socket.io")
+    websockets = track_websockets(sio)
+    gateway = Gateway(sio=sio, system=app[ACTOR_SYSTEM], node_id=settings.effective_node_id,
+                      events_per_second=settings.socket_events_per_second,
+                      event_burst=settings.socket_event_burst)
+    sio.register_namespace(GatewayNamespace(gateway))
+    broadcaster = SocketIOBroadcaster(sio)
+    sessions = LocalSessions(gateway)
     app[SIO] = sio
+    app[GATEWAY] = gateway
+    app[BROADCASTER] = broadcaster
 
-    refused = socketio.exceptions.ConnectionRefusedError
+    def user_actor(key: str, context: ActorContext) -> UserActor:
+        # Called at activation, after startup: the ports exist by then.
+        assert gateway.presence is not None
+        return UserActor(key, context, presence=gateway.presence, broadcaster=broadcaster,
+                         unread=gateway.unread, directory=sessions,
+                         grace=settings.presence_grace_seconds)
 
-    @sio.event
-    async def connect(sid: str, environ: dict[str, Any], auth: Any = None) -> None:
-        token = auth.get("token") if isinstance(auth, dict) else None
-        if not isinstance(token, str) or not token:
-            raise refused("unauthorized", _UNAUTHORIZED)
+    app[ACTOR_SYSTEM].register(UserActor, user_actor)
+    _add_live_push(app, gateway)
+
+    async def gateway_ctx(app: web.Application) -> AsyncIterator[None]:
+        client = optional_redis(app)
+        if client is not None:
+            gateway.presence = RedisPresenceStore(client, settings.redis_key_prefix)
+            app[LIFECYCLE].adapters["presence"] = "redis"
+            app[LIFECYCLE].adapters["socketio"] = "redis"
+        else:
+            gateway.presence = MemoryPresenceStore()
+            app[LIFECYCLE].adapters["presence"] = "memory"
+            app[LIFECYCLE].adapters["socketio"] = "in-process"
+        pool = app[DB_POOL]
+        gateway.visibility = PostgresPresenceVisibility(pool)
+        gateway.unread = PostgresNotificationStore(pool)
+        gateway.authenticate = app[AUTHENTICATOR]
         try:
-            principal = app[AUTHENTICATOR](token)
-        except Unauthorized:
-            raise refused("unauthorized", _UNAUTHORIZED) from None
-        await sio.save_session(sid, {"principal": principal})
-        await sio.enter_room(sid, f"user:{principal.user_id}")
+            yield
+        finally:
+            await _close(sio, gateway, websockets)
 
-    async def close_sockets(app: web.Application) -> AsyncIterator[None]:
-        yield
-        # Tell live clients we are going away so they reconnect to another node.
-        for sid in list(sio.manager.get_participants("/", None)):
-            await sio.disconnect(sid[0] if isinstance(sid, tuple) else sid)
+    async def close_sockets(app: web.Application) -> None:
+        await _close_sockets(sio, websockets)
 
-    app.cleanup_ctx.append(close_sockets)
+    app.on_shutdown.append(close_sockets)
+    app.cleanup_ctx.append(gateway_ctx)
     return sio
+
+
+def _add_live_push(app: web.Application, gateway: Gateway) -> None:
+    """Hook into the notifications and feed areas so their news reaches sockets."""
+
+    async def notification_sink(user_id: str, notification: Notification) -> None:
+        await push_notification(gateway, user_id, notification)
+
+    async def post_for(post_id: str, viewer_id: str) -> Post | None:
+        found = await app[POST_READER].get_many([post_id], viewer_id, exclude_muted=True)
+        return found[0] if found else None
+
+    async def feed_listener(user_ids: Sequence[str], post_id: str) -> None:
+        # In the background: the fan-out consumer must not wait on sockets.
+        gateway.spawn(push_feed_post(gateway, post_for, list(user_ids), post_id),
+                      name=f"feed:new:{post_id}")
+
+    add_notification_sink(app, notification_sink)
+    add_feed_listener(app, feed_listener)
+
+
+async def _close_sockets(sio: socketio.AsyncServer, websockets: OpenWebSockets) -> None:
+    # Runs on_shutdown, before aiohttp waits for in-flight handlers: every open websocket is
+    # one, so they must end first. Closing the Engine.IO session (not a Socket.IO-level
+    # disconnect) lets clients reconnect, to another node; each close runs the disconnect
+    # handler, which tells the user's UserActor. Then the websockets themselves are closed,
+    # so a client that does not hang up cannot hold the shutdown.
+    if sio.eio.sockets:
+        try:
+            await asyncio.wait_for(sio.eio.disconnect(), CLOSE_TIMEOUT)
+        except Exception:
+            log.warning("closing sockets on shutdown failed", exc_info=True)
+    await websockets.close_all()
+
+
+async def _close(sio: socketio.AsyncServer, gateway: Gateway,
+                 websockets: OpenWebSockets) -> None:
+    await _close_sockets(sio, websockets)  # any that connected during the shutdown
+    await gateway.stop_tasks()
+    await sio.shutdown()
+    manager = sio.manager
+    listener = getattr(manager, "thread", None)
+    if isinstance(listener, asyncio.Task):  # the Redis manager's pub/sub listener
+        listener.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await listener
+    redis_client = getattr(manager, "redis", None)
+    if redis_client is not None:
+        with contextlib.suppress(Exception):
+            await redis_client.aclose()

@@ -11,7 +11,7 @@ names, distinct per type argument; their `title` keeps the readable `Page[UserSu
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from http import HTTPStatus
 from typing import Any
 
@@ -27,6 +27,9 @@ REF_PREFIX = "#/components/schemas/"
 SECURITY_SCHEME = "bearerAuth"
 JSON = "application/json"
 UNLIMITED_PREFIX = "ops."  # routes the rate limiter exempts (server.ratelimit.wiring)
+FORM_SCHEMA_ATTRIBUTE = "__openapi_form__"  # set by form_schema() on a handler
+_FORMS = frozenset({"multipart/form-data", "application/x-www-form-urlencoded"})
+BINARY_BODY: dict[str, Any] = {"type": "string", "format": "binary"}
 # One aiohttp path variable: {name} or {name:regex}, the regex possibly holding {m,n}.
 _PATH_VARIABLE = re.compile(r"\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::(?:[^{}]|\{[^{}]*\})*)?\}")
 
@@ -131,12 +134,31 @@ def _request_body(endpoint: Endpoint, schema_of: dict[Any, Any]) -> dict[str, An
         schema = schema_of[endpoint.body]
         return {"required": True,
                 "content": {ct: {"schema": schema} for ct in endpoint.content_types}}
-    # No typed body but a non-JSON content type (e.g. multipart uploads): say what it takes.
+    # No typed body but a non-JSON content type: a form (its fields from @form_schema on the
+    # handler, when declared) or raw bytes (e.g. an image PUT).
     others = [ct for ct in endpoint.content_types if ct != JSON]
     if others:
+        form = getattr(endpoint.handler, FORM_SCHEMA_ATTRIBUTE, None) or {"type": "object"}
         return {"required": True,
-                "content": {ct: {"schema": {"type": "object"}} for ct in others}}
+                "content": {ct: {"schema": form if ct in _FORMS else BINARY_BODY}
+                            for ct in others}}
     return None
+
+
+def form_schema(properties: dict[str, Any], *, required: Sequence[str] = ()
+                ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Describe a handler's form body (multipart/form-data) for OpenAPI. Apply it below the
+    Endpoints route decorator: `@api.post(..., content_types=("multipart/form-data",))` then
+    `@form_schema({"file": {"type": "string", "format": "binary"}}, required=["file"])`."""
+    schema: dict[str, Any] = {"type": "object", "properties": properties}
+    if required:
+        schema["required"] = list(required)
+
+    def attach(handler: Callable[..., Any]) -> Callable[..., Any]:
+        setattr(handler, FORM_SCHEMA_ATTRIBUTE, schema)
+        return handler
+
+    return attach
 
 
 def _responses(endpoint: Endpoint, schema_of: dict[Any, Any]) -> dict[str, Any]:

@@ -1,12 +1,17 @@
-"""Postgres AccountStore (server.auth.ports): the `users` table's credentials side."""
+"""Postgres AccountStore (server.auth.ports): the `users` table's credentials side.
+
+Creating an account appends a user.created event to the outbox in the same transaction.
+"""
 
 from __future__ import annotations
 
 import asyncpg
 
 from protocols.auth import Credentials
+from protocols.events import UserCreated, envelope
 from protocols.users import Me
 from storage.errors import DuplicateError
+from storage.postgres.outbox import append_events
 from storage.postgres.user_rows import USER_COLUMNS, me_from_row
 
 
@@ -17,16 +22,21 @@ class PostgresAccountStore:
     async def create(self, *, user_id: str, username: str, email: str, password_hash: str,
                      display_name: str) -> Me:
         try:
-            row = await self._pool.fetchrow(
-                "INSERT INTO users (id, username, email, password_hash, display_name)"
-                f" VALUES ($1, $2, $3, $4, $5) RETURNING {USER_COLUMNS}",
-                user_id, username, email, password_hash, display_name,
-            )
+            async with self._pool.acquire() as conn, conn.transaction():
+                row = await conn.fetchrow(
+                    "INSERT INTO users (id, username, email, password_hash, display_name)"
+                    f" VALUES ($1, $2, $3, $4, $5) RETURNING {USER_COLUMNS}",
+                    user_id, username, email, password_hash, display_name,
+                )
+                assert row is not None
+                me = me_from_row(row)
+                await append_events(conn, envelope(
+                    UserCreated(user_id=me.id, username=me.username),
+                    actor_id=me.id, occurred_at=me.created_at))
         except asyncpg.UniqueViolationError as exc:
             # The unique indexes on lower(username) / lower(email) name the taken field.
             raise DuplicateError(exc.constraint_name or "users") from None
-        assert row is not None
-        return me_from_row(row)
+        return me
 
     async def find_credentials(self, identifier: str) -> Credentials | None:
         # Usernames cannot contain "@"; one branch per unique index keeps the lookup indexed.

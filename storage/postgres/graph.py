@@ -4,6 +4,10 @@ Every change to `follows` first locks both users' rows (FOR NO KEY UPDATE, in id
 changes of one pair can never deadlock). That serialises follow/unfollow/block on a pair:
 follow sees a block committed just before it, a block sees every follow committed before it,
 and the counts move only by the rows a statement really inserted or deleted.
+
+Each follow row that really appears or goes (unfollow, or a block removing follows in either
+direction) appends a follow.created / follow.deleted event to the outbox in the same
+transaction; a no-op appends nothing.
 """
 
 from __future__ import annotations
@@ -13,7 +17,9 @@ from typing import Literal
 
 import asyncpg
 
+from protocols.events import FollowCreated, FollowDeleted, envelope
 from protocols.users import Relationship, UserSummary
+from storage.postgres.outbox import append_events
 from storage.postgres.user_rows import summary_from_row
 
 PageKey = tuple[datetime, str]
@@ -73,24 +79,31 @@ class PostgresGraphStore:
                 return "blocked_by"
             # The pair's rows are locked, so no one else can insert this row meanwhile; the
             # ON CONFLICT only keeps the counts honest should that ever change.
-            inserted = await conn.fetchval(
+            created_at = await conn.fetchval(
                 "INSERT INTO follows (follower_id, followee_id) VALUES ($1, $2)"
-                " ON CONFLICT DO NOTHING RETURNING true", follower_id, followee_id)
-            if not inserted:
+                " ON CONFLICT DO NOTHING RETURNING created_at", follower_id, followee_id)
+            if created_at is None:
                 return "unchanged"
             await _adjust(conn, follower_id, followee_id, +1)
+            await append_events(conn, envelope(
+                FollowCreated(follower_id=follower_id, followee_id=followee_id),
+                actor_id=follower_id, occurred_at=created_at))
             return "created"
 
     async def unfollow(self, follower_id: str, followee_id: str) -> bool:
         async with self._pool.acquire() as conn, conn.transaction():
             if not await _lock_pair(conn, follower_id, followee_id):
                 return False
-            deleted = await conn.fetchval(
-                "DELETE FROM follows WHERE follower_id = $1 AND followee_id = $2 RETURNING true",
-                follower_id, followee_id)
-            if deleted:
-                await _adjust(conn, follower_id, followee_id, -1)
-            return bool(deleted)
+            deleted_at = await conn.fetchval(
+                "DELETE FROM follows WHERE follower_id = $1 AND followee_id = $2"
+                " RETURNING now()", follower_id, followee_id)
+            if deleted_at is None:
+                return False
+            await _adjust(conn, follower_id, followee_id, -1)
+            await append_events(conn, envelope(
+                FollowDeleted(follower_id=follower_id, followee_id=followee_id),
+                actor_id=follower_id, occurred_at=deleted_at))
+            return True
 
     async def block(self, blocker_id: str, blocked_id: str) -> bool | None:
         async with self._pool.acquire() as conn, conn.transaction():
@@ -103,9 +116,15 @@ class PostgresGraphStore:
                 """DELETE FROM follows
                    WHERE (follower_id = $1 AND followee_id = $2)
                       OR (follower_id = $2 AND followee_id = $1)
-                   RETURNING follower_id, followee_id""", blocker_id, blocked_id)
+                   RETURNING follower_id, followee_id, now() AS deleted_at""",
+                blocker_id, blocked_id)
             for row in removed:
                 await _adjust(conn, row["follower_id"], row["followee_id"], -1)
+            await append_events(conn, *(
+                envelope(FollowDeleted(follower_id=row["follower_id"],
+                                       followee_id=row["followee_id"]),
+                         actor_id=blocker_id, occurred_at=row["deleted_at"])
+                for row in removed))
             return bool(created)
 
     async def unblock(self, blocker_id: str, blocked_id: str) -> bool:

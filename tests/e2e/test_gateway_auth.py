@@ -30,3 +30,24 @@ async def test_bad_token_is_refused_with_unauthorized(
         "message": "unauthorized", "data": {"code": "unauthorized"},
     }
     await client.disconnect()
+
+
+async def test_expired_token_is_refused(hubbub: HubbubProcess, http: object) -> None:
+    from tests.e2e.live import mint_token, signup
+
+    ann = await signup(http, "exp")  # type: ignore[arg-type]
+    client = socketio.AsyncClient(reconnection=False)
+    refused: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+
+    @client.event
+    async def connect_error(data: object) -> None:
+        if not refused.done():
+            refused.set_result(data)
+
+    with pytest.raises(socketio.exceptions.ConnectionError):
+        await client.connect(hubbub.base_url, auth={"token": mint_token(ann.id, -5)},
+                             transports=["websocket"], wait_timeout=10)
+    assert await asyncio.wait_for(refused, 10) == {
+        "message": "unauthorized", "data": {"code": "unauthorized"},
+    }
+    await client.disconnect()

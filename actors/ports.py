@@ -1,0 +1,144 @@
+"""The ports actors talk to the world through: small Protocols, implemented by adapters in
+storage/ (Postgres, Redis, in-memory) and server/ (edges such as Socket.IO emits).
+
+Each area adds its own ports here; every method's docstring states its contract.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from protocols.chat import Message
+from protocols.presence import PresenceRecord
+from protocols.room_messages import RoomState
+
+# -- Realtime edge (implemented by the gateway, server/gateway) ------------------------------
+
+
+class Broadcaster(Protocol):
+    async def to_room(self, room_id: str, event: str, data: dict[str, Any]) -> None:
+        """Emit `event` to every socket in the Socket.IO room f"room:{room_id}" (the sockets
+        that joined the chat room), on every node. At most once; emits from one caller
+        arrive in the order they were made."""
+        ...
+
+    async def to_user(self, user_id: str, event: str, data: dict[str, Any]) -> None:
+        """Emit `event` to every socket of the user (Socket.IO room f"user:{user_id}"), on
+        every node. At most once."""
+        ...
+
+    async def to_watchers(self, user_id: str, event: str, data: dict[str, Any]) -> None:
+        """Emit `event` to every socket subscribed to the user's presence (Socket.IO room
+        f"presence:{user_id}"), on every node. At most once."""
+        ...
+
+
+class PresenceReader(Protocol):
+    async def online(self, user_ids: list[str]) -> set[str]:
+        """The subset of user_ids that currently have at least one live session (any status
+        but offline). Unknown users are offline."""
+        ...
+
+
+class PresenceStore(PresenceReader, Protocol):
+    """Presence records, one per user, written only by that user's UserActor (see
+    protocols.presence: a record whose alive_until has passed reads as offline). A Redis hash
+    per user when configured, a dict otherwise. A record is forgotten `retention` seconds
+    (30 days by default) after its last write; the user then reads as offline, never seen.
+    `online()` (PresenceReader) answers from these records in one round trip."""
+
+    async def save(self, user_id: str, record: PresenceRecord) -> None:
+        """Replace the user's record (last write wins). Raises on a storage failure; the
+        caller keeps its in-memory state and writes again on its next heartbeat."""
+        ...
+
+    async def load(self, user_id: str) -> PresenceRecord | None:
+        """The user's record as last saved, stale or not; None when there is none."""
+        ...
+
+    async def get_many(self, user_ids: list[str]) -> dict[str, PresenceRecord]:
+        """The records of those of user_ids that have one, in one round trip."""
+        ...
+
+
+class SessionDirectory(Protocol):
+    async def closed(self, sessions: dict[str, str]) -> set[str]:
+        """Of these sessions (socket id -> node id), the ones known to be gone: sockets that
+        this node should hold but does not (e.g. a client that vanished mid-handshake, whose
+        close was never reported). Sessions held by other nodes are not judged here."""
+        ...
+
+
+class UnreadNotifications(Protocol):
+    async def unread_count(self, user_id: str) -> int:
+        """How many of the user's notifications are unread now (committed rows)."""
+        ...
+
+
+# -- Chat (RoomActor) -----------------------------------------------------------------------
+
+
+class RoomStore(Protocol):
+    """The system of record of rooms and messages (Postgres). Every write is committed when
+    the call returns."""
+
+    async def load(self, room_id: str) -> RoomState | None:
+        """The room, its members (with read positions) and the highest seq stored; None when
+        there is no such room. `room_id` is a canonical UUID string."""
+        ...
+
+    async def append(self, message: Message) -> Message:
+        """Store `message` with the seq its RoomActor assigned and, in the same transaction,
+        move the room's last_seq (and last activity) and the sender's read position up to it.
+
+        Idempotent per (room_id, sender_id, client_id): when that triple is stored already,
+        nothing is written and the stored message is returned, so `result.id != message.id`
+        tells a resend. Raises protocols.room_messages.SeqTaken when another message holds
+        (room_id, seq): another activation of the room wrote it."""
+        ...
+
+    async def after(self, room_id: str, after_seq: int, limit: int) -> list[Message]:
+        """Up to `limit` messages with seq > after_seq, ascending by seq."""
+        ...
+
+    async def before(self, room_id: str, before_seq: int | None, limit: int) -> list[Message]:
+        """The `limit` messages just below before_seq (None: the newest), ascending by seq."""
+        ...
+
+    async def set_read(self, room_id: str, user_id: str, seq: int) -> None:
+        """Move the member's read position forward to `seq` (never backward: a lower seq
+        changes nothing), and mark read their unread `message` notification about this room
+        if it names a message at or below `seq`. A user who is not a member is ignored."""
+        ...
+
+
+class HotHistory(Protocol):
+    """A bounded cache of each room's newest messages (Redis, or memory in one process), in
+    front of RoomStore. Best effort: it may have lost or never received some messages, so a
+    reader checks that what it got runs contiguously and falls back to RoomStore otherwise."""
+
+    async def append(self, message: Message) -> None:
+        """Cache a stored message; idempotent per (room, seq). Keeps only the newest
+        `max_messages` per room and forgets messages older than `max_age` seconds."""
+        ...
+
+    async def after(self, room_id: str, after_seq: int, limit: int) -> list[Message]:
+        """Up to `limit` cached messages with seq > after_seq, ascending by seq. Possibly
+        with holes, or empty, when the cache does not hold them."""
+        ...
+
+
+class RoomSockets(Protocol):
+    async def leave(self, room_id: str, user_id: str) -> None:
+        """Take every socket of the user, on every node, out of the room's live stream
+        (Socket.IO room f"room:{room_id}"), after they stopped being a member. Best effort,
+        never raises: a socket that joins meanwhile is refused by room:join anyway."""
+        ...
+
+
+class MessageNotifier(Protocol):
+    async def notify_offline(self, user_ids: list[str], message: Message) -> None:
+        """Record a `message` notification about `message` for each of user_ids (members who
+        are offline; never the sender), in one batch. A recipient who still has an unread
+        `message` notification for the same room gets nothing new: one per room until read."""
+        ...

@@ -1,0 +1,295 @@
+"""RoomActor: the single writer of one chat room (key: the room id).
+
+It owns the room's members, its sequence (seq 1, 2, 3, ... with no gap or duplicate), who is
+typing and how far each member has read. Every message is checked against membership; a
+non-member, and anyone asking about a room that does not exist, gets Rejected("not_member"),
+so the answer never tells whether the room exists.
+
+SendMessage: the message gets last_seq + 1 and is committed to the RoomStore before anything
+else happens (and so before the reply); then it goes into the hot history, out to the room's
+sockets as `message:new`, and into a `message` notification for members who are offline.
+Those three are best effort: a failure is logged, the message stays stored and acknowledged,
+and clients catch up with `room:join` since_seq or REST history. RoomStore's unique
+(room_id, seq) fences a brief double activation in a cluster: the loser reloads and retries
+once with the next seq.
+
+Notifications: an offline member gets one `message` notification per room until they read the
+room (MarkRead); the room's unread_count says how many messages they missed. The actor
+remembers whom it notified, so a busy room costs a presence lookup per message and a write
+only for members newly gone offline.
+
+JoinRoom(since_seq) replays at most REPLAY_CAP messages after since_seq, oldest first: when
+`missed` ends before `last_seq`, the client pages the rest with
+`GET /v1/rooms/{id}/messages?after_seq=<last seq in missed>`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+import msgspec
+
+from actors.actor import Actor, ActorContext
+from actors.errors import Rejected
+from actors.ports import (
+    Broadcaster,
+    HotHistory,
+    MessageNotifier,
+    PresenceReader,
+    RoomSockets,
+    RoomStore,
+)
+from protocols.chat import MAX_MESSAGE_CHARS, Message
+from protocols.ids import is_id, new_id
+from protocols.room_messages import (
+    JoinResult,
+    JoinRoom,
+    MarkRead,
+    MembershipChanged,
+    RoomMsg,
+    RoomState,
+    SendMessage,
+    SeqTaken,
+    SetTyping,
+)
+from protocols.socket import MessageNew, ReadNotice, TypingNotice, to_wire
+
+NOT_MEMBER = "not_member"
+INVALID = "invalid"
+
+
+@dataclass(frozen=True, slots=True)
+class RoomPorts:
+    store: RoomStore
+    history: HotHistory
+    broadcaster: Broadcaster
+    presence: PresenceReader
+    notifier: MessageNotifier
+    sockets: RoomSockets
+
+
+class TypingExpired(msgspec.Struct, frozen=True, kw_only=True):
+    """The actor's own timer: `user_id`'s typing indicator ran out. `generation` tells a
+    stale timer (the user renewed or stopped since) from the live one."""
+
+    user_id: str
+    generation: int
+
+
+class RoomActor(Actor):
+    idle_timeout: ClassVar[float | None] = 600.0
+    TYPING_TTL: ClassVar[float] = 5.0  # seconds a typing indicator lasts unless renewed
+    REPLAY_CAP: ClassVar[int] = 500  # messages a join replays at most
+    PRESENCE_CACHE: ClassVar[float] = 1.0  # seconds a presence lookup is reused
+
+    def __init__(self, key: str, context: ActorContext, ports: RoomPorts) -> None:
+        super().__init__(key, context)
+        self._ports = ports
+        self._room: RoomState | None = None
+        self._last_seq = 0
+        self._read: dict[str, int] = {}  # member -> last read seq; the keys are the members
+        self._typing: dict[str, tuple[int, int]] = {}  # user -> (timer id, generation)
+        self._notified: set[str] = set()  # offline members notified since their last read
+        self._online_set: set[str] = set()  # members online when last looked up...
+        self._online_at: float | None = None  # ...at this clock.monotonic(); None: never
+        self._generation = 0
+
+    @property
+    def _log(self) -> logging.Logger:
+        return self.context.log
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def on_start(self) -> None:
+        await self._load()
+
+    async def _load(self, removed: Sequence[str] = ()) -> None:
+        # A key that is not an id cannot be a room; do not send it to storage.
+        room = await self._ports.store.load(self.key) if is_id(self.key) else None
+        read = {m.user_id: m.last_read_seq for m in room.members} if room else {}
+        gone = list(dict.fromkeys(u for u in (*self._read, *removed) if u not in read))
+        self._room = room
+        self._last_seq = room.last_seq if room else 0
+        self._read = read
+        self._notified &= self._read.keys()
+        self._online_at = None  # members may have changed: look presence up afresh
+        for user_id in gone:  # removed members stop typing and stop receiving the room
+            if user_id in self._typing:
+                await self._stop_typing(user_id)
+            await self._best_effort("leave", self._ports.sockets.leave(self.key, user_id))
+
+    # -- dispatch --------------------------------------------------------------------------
+
+    async def receive(self, message: Any) -> Any:
+        match message:
+            case TypingExpired():
+                return await self._typing_expired(message)
+            case MembershipChanged(removed_user_ids=removed):
+                await self._load(removed)
+                return None
+            case RoomMsg():
+                await self._check_member(message.user_id)
+        match message:
+            case SendMessage():
+                return await self._send(message)
+            case JoinRoom():
+                return await self._join(message)
+            case SetTyping():
+                return await self._set_typing(message)
+            case MarkRead():
+                return await self._mark_read(message)
+        raise TypeError(f"RoomActor cannot handle {type(message).__name__}")
+
+    async def _check_member(self, user_id: str) -> None:
+        if self._room is None:
+            # Created since we looked (REST creates rooms without telling us): look again.
+            await self._load()
+        if user_id not in self._read:
+            raise Rejected(NOT_MEMBER, "You are not a member of this room")
+
+    # -- messages ----------------------------------------------------------------------------
+
+    async def _send(self, request: SendMessage) -> Message:
+        if not 1 <= len(request.text) <= MAX_MESSAGE_CHARS or not request.client_id:
+            raise Rejected(INVALID, f"text must be 1..{MAX_MESSAGE_CHARS} characters and "
+                           "client_id non-empty")
+        draft = Message(
+            id=new_id(), room_id=self.key, seq=self._last_seq + 1, sender_id=request.user_id,
+            text=request.text, client_id=request.client_id,
+            created_at=datetime.fromtimestamp(self.context.clock.time(), UTC),
+        )
+        try:
+            stored = await self._ports.store.append(draft)
+        except SeqTaken:
+            # Another activation wrote this seq: take the room as it is now, retry once. A
+            # second conflict is a crash; the restart reloads from storage again.
+            self._log.warning("room %s: seq %d taken by another activation; reloading",
+                              self.key, draft.seq)
+            await self._load()
+            await self._check_member(request.user_id)
+            draft = msgspec.structs.replace(draft, seq=self._last_seq + 1)
+            stored = await self._ports.store.append(draft)
+        if stored.id != draft.id:
+            return stored  # a resend of client_id: the first message, nothing new
+        self._last_seq = stored.seq
+        self._read[stored.sender_id] = max(self._read.get(stored.sender_id, 0), stored.seq)
+        if request.user_id in self._typing:
+            await self._stop_typing(request.user_id)  # sending ends "typing..."
+        # Independent of each other, so together; all done before the next message, so
+        # `message:new` still goes out in seq order and a join after it finds it cached.
+        await asyncio.gather(
+            self._best_effort("hot history append", self._ports.history.append(stored)),
+            self._emit("message:new", to_wire(MessageNew(message=stored))),
+            self._notify_offline(stored))
+        return stored
+
+    async def _online(self) -> set[str]:
+        # Presence is eventually consistent anyway (a grace period before offline); reading
+        # it once per PRESENCE_CACHE seconds keeps a busy room from asking on every message.
+        now = self.context.clock.monotonic()
+        if self._online_at is None or now - self._online_at >= self.PRESENCE_CACHE:
+            self._online_set = await self._ports.presence.online(list(self._read))
+            self._online_at = now
+        return self._online_set
+
+    async def _notify_offline(self, message: Message) -> None:
+        # Members notified since they last read the room already hold an unread `message`
+        # notification for it (the store keeps one per room until read): skip them.
+        candidates = [u for u in self._read if u != message.sender_id and u not in self._notified]
+        if not candidates:
+            return
+        try:
+            online = await self._online()
+            offline = [u for u in candidates if u not in online]
+            if offline:
+                await self._ports.notifier.notify_offline(offline, message)
+                self._notified.update(offline)
+        except Exception:
+            self._log.exception("room %s: message notifications for seq %d failed",
+                                self.key, message.seq)
+
+    async def _join(self, request: JoinRoom) -> JoinResult:
+        missed: list[Message] = []
+        if request.since_seq is not None:
+            missed = await self._missed(max(0, request.since_seq))
+        return JoinResult(last_seq=self._last_seq, missed=missed)
+
+    async def _missed(self, since: int) -> list[Message]:
+        end = min(self._last_seq, since + self.REPLAY_CAP)
+        wanted = end - since
+        if wanted <= 0:
+            return []
+        try:
+            cached = await self._ports.history.after(self.key, since, wanted)
+        except Exception:
+            self._log.warning("room %s: hot history unavailable; reading the store", self.key,
+                              exc_info=True)
+            cached = []
+        if len(cached) == wanted and all(m.seq == since + 1 + i for i, m in enumerate(cached)):
+            return cached
+        return await self._ports.store.after(self.key, since, wanted)
+
+    async def _mark_read(self, request: MarkRead) -> None:
+        seq = min(request.seq, self._last_seq)
+        if seq <= self._read[request.user_id]:
+            return  # read positions only move forward
+        await self._ports.store.set_read(self.key, request.user_id, seq)
+        self._read[request.user_id] = seq
+        self._notified.discard(request.user_id)  # their notification was read with the room
+        await self._emit("message:read", to_wire(
+            ReadNotice(room_id=self.key, user_id=request.user_id, seq=seq)))
+
+    # -- typing ------------------------------------------------------------------------------
+
+    async def _set_typing(self, request: SetTyping) -> None:
+        user_id = request.user_id
+        if not request.active:
+            if user_id in self._typing:
+                await self._stop_typing(user_id)
+            return
+        was_typing = user_id in self._typing
+        self._stop_typing_timer(user_id)
+        self._generation += 1
+        timer = self.context.schedule(
+            self.TYPING_TTL, TypingExpired(user_id=user_id, generation=self._generation))
+        self._typing[user_id] = (timer, self._generation)
+        if not was_typing:  # a renewal only pushes the expiry back
+            await self._emit_typing(user_id, True)
+
+    async def _typing_expired(self, expired: TypingExpired) -> None:
+        entry = self._typing.get(expired.user_id)
+        if entry is None or entry[1] != expired.generation:
+            return  # renewed or stopped since this timer was set
+        del self._typing[expired.user_id]
+        await self._emit_typing(expired.user_id, False)
+
+    async def _stop_typing(self, user_id: str) -> None:
+        self._stop_typing_timer(user_id)
+        await self._emit_typing(user_id, False)
+
+    def _stop_typing_timer(self, user_id: str) -> None:
+        entry = self._typing.pop(user_id, None)
+        if entry is not None:
+            self.context.cancel(entry[0])
+
+    async def _emit_typing(self, user_id: str, active: bool) -> None:
+        await self._emit("typing", to_wire(
+            TypingNotice(room_id=self.key, user_id=user_id, active=active)))
+
+    # -- best-effort side effects -------------------------------------------------------------
+
+    async def _emit(self, event: str, data: dict[str, Any]) -> None:
+        await self._best_effort(f"emit {event}", self._ports.broadcaster.to_room(
+            self.key, event, data))
+
+    async def _best_effort(self, what: str, action: Any) -> None:
+        # The durable part is done; a cache or push failing must not fail the message.
+        try:
+            await action
+        except Exception:
+            self._log.warning("room %s: %s failed", self.key, what, exc_info=True)

@@ -1,0 +1,267 @@
+"""UserActor: one per user. The single writer of the user's live sessions (every device, on
+every node), presence and unread notification count, and the one that pushes `presence`,
+`notification` and `feed:new` to sockets.
+
+Presence: the first session makes the user online; `presence:set` picks online, away or dnd
+while connected; when the last session closes the user stays as they were for a grace period
+(a quick reconnect, e.g. a page reload, never shows as offline) and then goes offline with
+last_seen_at = when that session closed. Every change is saved through the PresenceStore and
+broadcast to the sockets watching the user.
+
+While the user is not offline a heartbeat timer re-saves the record with a fresh
+`alive_until`, so readers see a user whose node died as offline within `alive_window`, and
+the pending timer keeps the actor from being passivated (its sessions live only here and in
+the saved record, which `on_start` reloads after a crash). Each heartbeat also asks the
+SessionDirectory which sessions are gone without their close having been reported, so a
+lost close never keeps a user online forever.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from actors.actor import Actor, ActorContext
+from actors.errors import Rejected
+from actors.ports import (
+    Broadcaster,
+    PresenceStore,
+    SessionDirectory,
+    UnreadNotifications,
+)
+from protocols.presence import (
+    ChosenStatus,
+    EffectivePresence,
+    PresenceRecord,
+    PresenceStatus,
+    effective,
+)
+from protocols.socket import PresenceEvent, presence_event, to_wire
+from protocols.user_messages import (
+    GetPresence,
+    GetUnread,
+    NotificationsRead,
+    PushFeedItem,
+    PushNotification,
+    SessionClosed,
+    SessionOpened,
+    SetPresence,
+)
+
+DEFAULT_GRACE = 10.0  # seconds offline is delayed after the last session closes
+DEFAULT_HEARTBEAT = 20.0  # seconds between re-saves while not offline
+DEFAULT_ALIVE_WINDOW = 60.0  # how long a saved record counts as live without a heartbeat
+
+
+class GraceExpired(msgspec.Struct, frozen=True):
+    """Timer message: the grace period that started with `generation` is over."""
+
+    generation: int
+
+
+class Heartbeat(msgspec.Struct, frozen=True):
+    """Timer message: re-save the record so it stays live."""
+
+
+class UserActor(Actor):
+    def __init__(self, key: str, context: ActorContext, *, presence: PresenceStore,
+                 broadcaster: Broadcaster, unread: UnreadNotifications | None = None,
+                 directory: SessionDirectory | None = None, grace: float = DEFAULT_GRACE,
+                 heartbeat: float = DEFAULT_HEARTBEAT,
+                 alive_window: float = DEFAULT_ALIVE_WINDOW) -> None:
+        super().__init__(key, context)
+        if alive_window <= heartbeat:
+            raise ValueError("alive_window must be longer than the heartbeat interval")
+        self._presence = presence
+        self._broadcaster = broadcaster
+        self._unread_port = unread
+        self._directory = directory
+        self._grace = grace
+        self._heartbeat_every = heartbeat
+        self._alive_window = alive_window
+        self._sessions: dict[str, str] = {}  # session id -> node id
+        self._status: PresenceStatus = "offline"
+        self._last_seen: float | None = None  # when the last session closed
+        self._grace_generation = 0
+        self._grace_timer: int | None = None
+        self._heartbeat_timer: int | None = None
+        self._unread: int | None = None  # None until first needed
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    async def on_start(self) -> None:
+        record = await self._presence.load(self.key)
+        now = self.context.clock.time()
+        seen = effective(record, now)
+        self._status = seen.status
+        self._last_seen = seen.last_seen_at
+        if record is not None and seen.status != "offline":
+            # A restart after a crash: the saved record is still live, so are its sessions.
+            self._sessions = dict(record.sessions)
+            self._arm_heartbeat()
+            if not self._sessions:
+                self._last_seen = record.last_seen_at or now
+                self._start_grace()
+
+    # -- messages -------------------------------------------------------------------------
+
+    async def receive(self, message: Any) -> Any:
+        match message:
+            case SessionOpened(session_id=session_id, node_id=node_id):
+                await self._opened(session_id, node_id)
+            case SessionClosed(session_id=session_id):
+                await self._closed(session_id)
+            case GraceExpired(generation=generation):
+                await self._grace_over(generation)
+            case Heartbeat():
+                await self._beat()
+            case SetPresence(status=status):
+                return await self._choose(status)
+            case GetPresence():
+                return self._event()
+            case PushNotification(notification=notification):
+                await self._push_notification(notification)
+            case PushFeedItem(post=post):
+                if self._sessions:
+                    await self._emit_user("feed:new", {"post": post})
+            case NotificationsRead(unread_count=count):
+                self._unread = max(0, count)
+            case GetUnread():
+                return await self._unread_count()
+            case _:
+                raise Rejected("unknown_message", f"UserActor got {type(message).__name__}")
+        return None
+
+    async def _opened(self, session_id: str, node_id: str) -> None:
+        self._sessions[session_id] = node_id
+        self._cancel_grace()
+        went_online = self._status == "offline"
+        if went_online:
+            self._status = "online"
+            self._last_seen = None
+        self._arm_heartbeat()
+        await self._save()
+        if went_online:
+            await self._announce()
+
+    async def _closed(self, session_id: str) -> None:
+        if self._sessions.pop(session_id, None) is None:
+            return
+        if not self._sessions:
+            self._last_seen = self.context.clock.time()
+            self._start_grace()
+        await self._save()
+
+    async def _grace_over(self, generation: int) -> None:
+        if generation != self._grace_generation or self._sessions or self._status == "offline":
+            return  # a session came back (or a newer grace period is running)
+        self._grace_timer = None
+        self._status = "offline"
+        if self._heartbeat_timer is not None:
+            self.context.cancel(self._heartbeat_timer)
+            self._heartbeat_timer = None
+        await self._save()
+        await self._announce()
+
+    async def _beat(self) -> None:
+        self._heartbeat_timer = None
+        if self._status == "offline":
+            return
+        self._arm_heartbeat()
+        if self._sessions and self._directory is not None:
+            # A close that was never reported must not keep the user online forever.
+            try:
+                gone = await self._directory.closed(dict(self._sessions))
+            except Exception:
+                self.context.log.warning("session check for %s failed", self.key,
+                                         exc_info=True)
+                gone = set()
+            for session_id in gone:
+                self._sessions.pop(session_id, None)
+            if gone and not self._sessions:
+                self._last_seen = self.context.clock.time()
+                self._start_grace()
+        await self._save()
+
+    async def _choose(self, status: ChosenStatus) -> PresenceEvent:
+        if not self._sessions:
+            raise Rejected("not_connected", "presence is set from a connected session")
+        if status != self._status:
+            self._status = status
+            await self._save()
+            await self._announce()
+        return self._event()
+
+    async def _push_notification(self, notification: dict[str, Any]) -> None:
+        if self._unread_port is not None:
+            self._unread = None  # the new row is committed: recount rather than guess
+        else:
+            self._unread = (self._unread or 0) + 1
+        if self._sessions:
+            count = await self._unread_count()
+            await self._emit_user("notification",
+                                  {"notification": notification, "unread_count": count})
+
+    # -- helpers --------------------------------------------------------------------------
+
+    async def _unread_count(self) -> int:
+        if self._unread is None:
+            self._unread = 0
+            if self._unread_port is not None:
+                try:
+                    self._unread = await self._unread_port.unread_count(self.key)
+                except Exception:
+                    self.context.log.warning("unread count unavailable for %s", self.key,
+                                             exc_info=True)
+        return self._unread
+
+    def _start_grace(self) -> None:
+        self._cancel_grace()
+        self._grace_generation += 1
+        self._grace_timer = self.context.schedule(self._grace,
+                                                  GraceExpired(self._grace_generation))
+
+    def _cancel_grace(self) -> None:
+        if self._grace_timer is not None:
+            self.context.cancel(self._grace_timer)
+            self._grace_timer = None
+        self._grace_generation += 1  # a grace message already in the mailbox is now stale
+
+    def _arm_heartbeat(self) -> None:
+        if self._heartbeat_timer is None:
+            self._heartbeat_timer = self.context.schedule(self._heartbeat_every, Heartbeat())
+
+    def _record(self) -> PresenceRecord:
+        if self._status == "offline":
+            return PresenceRecord(status="offline", last_seen_at=self._last_seen)
+        return PresenceRecord(
+            status=self._status,
+            last_seen_at=None if self._sessions else self._last_seen,
+            alive_until=self.context.clock.time() + self._alive_window,
+            sessions=dict(self._sessions),
+        )
+
+    async def _save(self) -> None:
+        # Presence is soft state: a storage failure must not crash the actor (that would lose
+        # the sessions); the next heartbeat writes the record again.
+        try:
+            await self._presence.save(self.key, self._record())
+        except Exception:
+            self.context.log.warning("presence of %s not saved", self.key, exc_info=True)
+
+    def _event(self) -> PresenceEvent:
+        return presence_event(self.key, EffectivePresence(status=self._status,
+                                                          last_seen_at=self._last_seen))
+
+    async def _announce(self) -> None:
+        try:
+            await self._broadcaster.to_watchers(self.key, "presence", to_wire(self._event()))
+        except Exception:
+            self.context.log.warning("presence of %s not broadcast", self.key, exc_info=True)
+
+    async def _emit_user(self, event: str, data: dict[str, Any]) -> None:
+        try:
+            await self._broadcaster.to_user(self.key, event, data)
+        except Exception:
+            self.context.log.warning("%s to %s not delivered", event, self.key, exc_info=True)

@@ -1,0 +1,462 @@
+"""`make bench-chat`: N connected Socket.IO clients in rooms of 10 chat at a fixed rate; prints
+delivered messages per second, delivery latency p50/p99 and the server's memory per client.
+
+What it does, and stops by itself (BENCH_SECONDS plus setup, a minute or two):
+
+1. Starts `hubbub serve` on a free 127.0.0.1 port against a fresh database created on
+   127.0.0.1:5432 (dropped at the end), with Redis on 127.0.0.1:6379 under a throwaway key
+   prefix when it answers (so emits go through the Socket.IO Redis manager as in a cluster;
+   the keys are deleted at the end).
+2. Seeds BENCH_CLIENTS users straight into Postgres and mints their access tokens with the
+   JWT_SECRET the bench gives the server (argon2 sign-ups would be the benchmark), then
+   creates one group room per BENCH_ROOM_SIZE users over REST.
+3. Runs the clients in BENCH_PROCS worker processes. A client is a bare aiohttp websocket
+   speaking Engine.IO 4 / Socket.IO 5 framing by hand (python-socketio's client costs too
+   much CPU for a thousand of them on the machine that also runs the server). Each connects
+   with its token, joins its room, and once every client is connected the server's RSS is
+   read: (RSS now - RSS before any client) / clients is the memory per connected client.
+4. For BENCH_SECONDS every client sends `message:send` at BENCH_RATE messages per second
+   (evenly spaced, random phase), the send time in the text; each `message:new` received
+   gives a delivery latency (receive time - send time, one clock: same machine). Deliveries
+   are counted within the window plus a short drain.
+
+Environment (defaults): BENCH_CLIENTS (1000), BENCH_SECONDS (20), BENCH_ROOM_SIZE (10),
+BENCH_RATE (0.2 messages/s per client: 200 messages/s, 2000 deliveries/s at the defaults),
+BENCH_PROCS (2), BENCH_LOG_LEVEL (WARNING), BENCH_POSTGRES_URL
+(postgresql://postgres@127.0.0.1:5432/postgres), BENCH_REDIS_URL (redis://127.0.0.1:6379/0).
+The clients share the cores with the server, Postgres and Redis: the numbers are a floor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import secrets
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import asyncpg
+import jwt
+import psutil
+import redis
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench import (  # the sibling script, for its server helpers
+    ROOT,
+    create_database,
+    drop_database,
+    free_port,
+    reachable,
+    rss,
+    stop_server,
+    tail,
+    wait_ready,
+)
+
+CONNECT_CONCURRENCY = 50  # handshakes in flight per worker during the ramp-up
+DRAIN_SECONDS = 3.0  # after the send window, for deliveries still in flight
+WORKER_DEADLINE = 120.0  # beyond the window: a worker that takes longer is killed
+UNLIMITED = "1000000"
+
+
+@dataclass
+class Options:
+    clients: int
+    seconds: float
+    room_size: int
+    rate: float
+    procs: int
+    log_level: str
+    postgres_url: str
+    redis_url: str
+
+    @classmethod
+    def from_env(cls) -> Options:
+        env = os.environ.get
+        return cls(
+            clients=int(env("BENCH_CLIENTS", "") or 1000),
+            seconds=float(env("BENCH_SECONDS", "") or 20),
+            room_size=int(env("BENCH_ROOM_SIZE", "") or 10),
+            rate=float(env("BENCH_RATE", "") or 0.2),
+            procs=max(1, int(env("BENCH_PROCS", "") or 2)),
+            log_level=env("BENCH_LOG_LEVEL", "") or "WARNING",
+            postgres_url=env("BENCH_POSTGRES_URL", "")
+            or "postgresql://postgres@127.0.0.1:5432/postgres",
+            redis_url=env("BENCH_REDIS_URL", "") or "redis://127.0.0.1:6379/0",
+        )
+
+
+@dataclass
+class Seat:
+    token: str
+    room_id: str
+
+
+@dataclass
+class WorkerPlan:
+    url: str
+    seats: list[Seat]
+    seconds: float
+    rate: float
+
+
+@dataclass
+class WorkerResult:
+    connected: int = 0
+    failed_connects: int = 0
+    sent: int = 0
+    acked: int = 0
+    errors: dict[str, int] = field(default_factory=dict)
+    delivered: int = 0  # message:new received for messages sent in the window
+    latencies_ms: list[float] = field(default_factory=list)
+    disconnects: int = 0
+
+
+# -- the worker: bare Engine.IO/Socket.IO clients ---------------------------------------------
+
+class Client:
+    """One socket: `40{auth}` to connect, `42<id>[event, data]` to emit with an ack, answers
+    Engine.IO pings (`2` -> `3`), records `message:new` latencies and acks."""
+
+    def __init__(self, seat: Seat, result: WorkerResult) -> None:
+        self.seat = seat
+        self.result = result
+        self.ws: aiohttp.ClientWebSocketResponse | None = None
+        self.next_id = 0
+        self.pending: dict[int, asyncio.Future[Any]] = {}
+        self.window: tuple[float, float] = (0.0, 0.0)  # send times counted, unix seconds
+        self.reader: asyncio.Task[None] | None = None
+        self.closing = False
+
+    async def connect(self, session: aiohttp.ClientSession, url: str) -> None:
+        ws = await session.ws_connect(f"{url}/socket.io/?EIO=4&transport=websocket",
+                                      max_msg_size=0, autoping=True)
+        self.ws = ws
+        opening = await ws.receive_str(timeout=30)
+        assert opening.startswith("0{"), opening
+        await ws.send_str("40" + json.dumps({"token": self.seat.token}))
+        answer = await ws.receive_str(timeout=30)
+        if not answer.startswith("40"):
+            raise ConnectionError(f"refused: {answer[:200]}")
+        self.reader = asyncio.get_running_loop().create_task(self._read())
+        ack = await self.emit("room:join", {"room_id": self.seat.room_id})
+        if not ack.get("ok"):
+            raise ConnectionError(f"room:join refused: {ack}")
+
+    async def emit(self, event: str, data: Any, timeout: float = 30) -> Any:
+        assert self.ws is not None
+        self.next_id += 1
+        ack_id = self.next_id
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self.pending[ack_id] = future
+        await self.ws.send_str(f"42{ack_id}" + json.dumps([event, data]))
+        try:
+            return await asyncio.wait_for(future, timeout)
+        finally:
+            self.pending.pop(ack_id, None)
+
+    async def _read(self) -> None:
+        assert self.ws is not None
+        async for frame in self.ws:
+            if frame.type != aiohttp.WSMsgType.TEXT:
+                break
+            data: str = frame.data
+            if data == "2":
+                await self.ws.send_str("3")
+            elif data.startswith("42["):
+                event, payload = json.loads(data[2:])
+                if event == "message:new":
+                    self._delivered(payload["message"]["text"])
+            elif data.startswith("43"):
+                bracket = data.index("[")
+                future = self.pending.get(int(data[2:bracket]))
+                if future is not None and not future.done():
+                    future.set_result(json.loads(data[bracket:])[0])
+            elif data.startswith("1") or data.startswith("41"):
+                break
+        if not self.closing:
+            self.result.disconnects += 1  # the server hung up on us
+
+    def _delivered(self, text: str) -> None:
+        sent_ns = int(text.split(" ", 1)[0])
+        sent = sent_ns / 1e9
+        if self.window[0] <= sent < self.window[1]:
+            self.result.delivered += 1
+            self.result.latencies_ms.append((time.time_ns() - sent_ns) / 1e6)
+
+    async def send_for(self, start: float, seconds: float, rate: float) -> None:
+        """Send at `rate` per second from a random phase, until start + seconds."""
+        interval = 1.0 / rate
+        due = start + random.random() * interval
+        end = start + seconds
+        sends = []
+        while due < end:
+            delay = due - time.time()
+            if delay > 0:
+                await asyncio.sleep(delay)  # pacing the load, not synchronising a test
+            sends.append(asyncio.ensure_future(self._send_one()))
+            due += interval
+        if sends:
+            await asyncio.gather(*sends)
+
+    async def _send_one(self) -> None:
+        self.result.sent += 1
+        text = f"{time.time_ns()} {uuid.uuid4().hex[:8]}"
+        try:
+            ack = await self.emit("message:send", {"room_id": self.seat.room_id,
+                                                   "client_id": uuid.uuid4().hex, "text": text})
+        except (TimeoutError, ConnectionError, aiohttp.ClientError) as exc:
+            code = type(exc).__name__
+        else:
+            if ack.get("ok"):
+                self.result.acked += 1
+                return
+            code = ack.get("error", {}).get("code", "unknown")
+        self.result.errors[code] = self.result.errors.get(code, 0) + 1
+
+    async def close(self) -> None:
+        self.closing = True
+        if self.ws is not None:
+            await self.ws.close()
+        if self.reader is not None:
+            await asyncio.gather(self.reader, return_exceptions=True)
+
+
+async def run_worker(plan: WorkerPlan) -> WorkerResult:
+    result = WorkerResult()
+    clients = [Client(seat, result) for seat in plan.seats]
+    gate = asyncio.Semaphore(CONNECT_CONCURRENCY)
+    connector = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        async def connect(client: Client) -> Client | None:
+            async with gate:
+                try:
+                    await client.connect(session, plan.url)
+                    return client
+                except Exception as exc:
+                    result.failed_connects += 1
+                    print(f"connect failed: {exc!r}"[:300], file=sys.stderr)
+                    await client.close()
+                    return None
+
+        live = [c for c in await asyncio.gather(*(connect(c) for c in clients)) if c]
+        result.connected = len(live)
+        # The parent's barrier: it reads every worker's "ready", reads the server's RSS, then
+        # sends each worker the common start time.
+        print(f"ready {len(live)}", flush=True)
+        line = await asyncio.wait_for(asyncio.to_thread(sys.stdin.readline), WORKER_DEADLINE)
+        start = float(line.split()[1])
+        for client in live:
+            client.window = (start, start + plan.seconds)
+        await asyncio.gather(*(c.send_for(start, plan.seconds, plan.rate) for c in live))
+        await asyncio.sleep(max(0.0, start + plan.seconds + DRAIN_SECONDS - time.time()))
+        await asyncio.gather(*(c.close() for c in live))
+    return result
+
+
+def worker_main(plan_path: str) -> None:
+    raw = json.loads(Path(plan_path).read_text())
+    plan = WorkerPlan(**{**raw, "seats": [Seat(**s) for s in raw["seats"]]})
+    result = asyncio.run(run_worker(plan))
+    print(json.dumps(asdict(result)))
+
+
+# -- the parent: server, seed, workers, report -------------------------------------------------
+
+def mint(secret: str, user_id: str) -> str:
+    now = int(time.time())
+    return jwt.encode({"iss": "hubbub", "aud": "hubbub-api", "sub": user_id, "role": "user",
+                       "iat": now, "nbf": now, "exp": now + 3600, "jti": str(uuid.uuid4())},
+                      secret, algorithm="HS256")
+
+
+async def seed(dsn: str, base_url: str, secret: str, options: Options) -> list[Seat]:
+    from protocols.ids import new_id  # the bench runs from the repository
+
+    users = [new_id() for _ in range(options.clients)]
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.copy_records_to_table(
+            "users", columns=["id", "username", "email", "password_hash", "display_name"],
+            records=[(uuid.UUID(u), f"chat_{i}", f"chat_{i}@bench.test", "x", f"Chat {i}")
+                     for i, u in enumerate(users)])
+    finally:
+        await conn.close()
+    tokens = {u: mint(secret, u) for u in users}
+    seats: list[Seat] = []
+    async with aiohttp.ClientSession(base_url=base_url) as http:
+        for start in range(0, len(users), options.room_size):
+            group = users[start:start + options.room_size]
+            if len(group) < 2:  # a lone leftover user has nobody to talk to: left out
+                continue
+            owner = {"Authorization": f"Bearer {tokens[group[0]]}"}
+            async with http.post("/v1/rooms", headers=owner, json={
+                    "kind": "group", "member_ids": group[1:], "name": f"bench {start}",
+            }) as response:
+                body = await response.json()
+                if response.status != 201:
+                    raise RuntimeError(f"room creation failed: {response.status} {body}")
+            seats.extend(Seat(token=tokens[u], room_id=body["id"]) for u in group)
+    return seats
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+def main() -> int:
+    options = Options.from_env()
+    workdir = Path(tempfile.mkdtemp(prefix="hubbub-bench-chat-"))
+    secret = secrets.token_hex(32)
+    port = free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    if not reachable(options.postgres_url, 5432):
+        print(f"no Postgres at {options.postgres_url}: bench-chat needs one", file=sys.stderr)
+        return 2
+    dsn = asyncio.run(create_database(options.postgres_url))
+    prefix = f"hubbub-bench-chat:{uuid.uuid4().hex[:8]}:"
+    use_redis = reachable(options.redis_url, 6379)
+    env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port), "NODE_ID": "bench-chat",
+           "DATA_DIR": str(workdir / "var"), "LOG_LEVEL": options.log_level,
+           "JWT_SECRET": secret, "DATABASE_URL": dsn,
+           "REDIS_URL": options.redis_url if use_redis else "",
+           "REDIS_KEY_PREFIX": prefix, "KAFKA_BOOTSTRAP_SERVERS": "", "S3_ENDPOINT_URL": "",
+           "RATE_LIMIT_PER_MINUTE": UNLIMITED,
+           "RATE_LIMIT_ROUTES": f"chat.create_room={UNLIMITED}", "PYTHONUNBUFFERED": "1"}
+    log_path = workdir / "server.log"
+    server: subprocess.Popen[bytes] | None = None
+    workers: list[subprocess.Popen[bytes]] = []
+    try:
+        with log_path.open("wb") as log:
+            server = subprocess.Popen([sys.executable, "-m", "server.cli", "serve"], env=env,
+                                      stdout=log, stderr=subprocess.STDOUT,
+                                      stdin=subprocess.DEVNULL, cwd=ROOT)
+        print(f"starting hubbub on {base_url} (redis: {'yes' if use_redis else 'no'}) ...",
+              flush=True)
+        wait_ready(server, base_url, log_path)
+        proc = psutil.Process(server.pid)
+        seats = asyncio.run(seed(dsn, base_url, secret, options))
+        print(f"seeded {len(seats)} users in {len(seats) // options.room_size} rooms; "
+              f"connecting them from {options.procs} worker processes ...", flush=True)
+        rss_before = rss(proc)
+        for index in range(options.procs):
+            plan = WorkerPlan(url=base_url, seats=seats[index::options.procs],
+                              seconds=options.seconds, rate=options.rate)
+            plan_path = workdir / f"plan-{index}.json"
+            plan_path.write_text(json.dumps(asdict(plan)))
+            with (workdir / f"worker-{index}.log").open("wb") as errors:
+                workers.append(subprocess.Popen(
+                    [sys.executable, __file__, "worker", str(plan_path)], cwd=ROOT,
+                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=errors))
+        ramp_started = time.monotonic()
+        connected = 0
+        for index, worker in enumerate(workers):
+            assert worker.stdout is not None
+            line = worker.stdout.readline().decode()  # "ready N"; workers bound their connects
+            if not line.startswith("ready "):
+                raise RuntimeError(f"worker {index} did not connect:\n"
+                                   + tail(workdir / f"worker-{index}.log", 10))
+            connected += int(line.split()[1])
+        ramp = time.monotonic() - ramp_started
+        rss_connected = rss(proc)
+        cpu_before = proc.cpu_times()
+        start = time.time() + 1.0
+        for worker in workers:
+            assert worker.stdin is not None
+            worker.stdin.write(f"go {start!r}\n".encode())
+            worker.stdin.flush()
+        print(f"{connected} clients connected and joined in {ramp:.1f}s; sending for "
+              f"{options.seconds:g}s at {options.rate:g} msg/s each ...", flush=True)
+        results = []
+        for worker in workers:
+            assert worker.stdout is not None
+            out = worker.stdout.read()  # the worker ends by itself after window + drain
+            worker.wait(timeout=WORKER_DEADLINE)
+            if worker.returncode != 0:
+                raise RuntimeError(f"a worker failed ({worker.returncode})")
+            results.append(WorkerResult(**json.loads(out.decode().strip().splitlines()[-1])))
+        cpu_after = proc.cpu_times()
+        rss_end = rss(proc)
+        report(options, connected, ramp, results, rss_before, rss_connected, rss_end,
+               (cpu_after.user + cpu_after.system) - (cpu_before.user + cpu_before.system),
+               use_redis)
+        code, took = stop_server(server)
+        print(f"server stopped on SIGTERM in {took:.1f}s with exit code {code}")
+        return 0 if code == 0 else 1
+    finally:
+        for worker in workers:
+            if worker.poll() is None:
+                worker.kill()
+                worker.wait()
+        if server is not None and server.poll() is None:
+            stop_server(server)
+        asyncio.run(drop_database(options.postgres_url, dsn))
+        if use_redis:
+            client = redis.Redis.from_url(options.redis_url)
+            try:
+                keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+                if keys:
+                    client.delete(*keys)
+            finally:
+                client.close()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def report(options: Options, connected: int, ramp: float, results: list[WorkerResult],
+           rss_before: int, rss_connected: int, rss_end: int, cpu_seconds: float,
+           use_redis: bool) -> None:
+    sent = sum(r.sent for r in results)
+    acked = sum(r.acked for r in results)
+    delivered = sum(r.delivered for r in results)
+    latencies = [v for r in results for v in r.latencies_ms]
+    errors: dict[str, int] = {}
+    for r in results:
+        for code, count in r.errors.items():
+            errors[code] = errors.get(code, 0) + count
+    expected = acked * (options.room_size)  # every member, the sender included, gets it
+    kib = 1024
+    print(f"\nHubbub chat benchmark: {connected} clients in rooms of {options.room_size}, "
+          f"{options.rate:g} msg/s each for {options.seconds:g}s "
+          f"(Socket.IO manager: {'redis' if use_redis else 'in-process'}, "
+          f"{options.procs} client processes, server LOG_LEVEL={options.log_level})")
+    print(f"  connect + join ramp:        {ramp:.1f}s "
+          f"({sum(r.failed_connects for r in results)} failed)")
+    print(f"  messages sent / acked:      {sent} / {acked}  "
+          f"({acked / options.seconds:.0f} msg/s acked)"
+          + (f"  errors: {errors}" if errors else ""))
+    print(f"  messages delivered:         {delivered} of {expected} expected "
+          f"({delivered / options.seconds:.0f} deliveries/s)")
+    if latencies:
+        print(f"  delivery latency:           p50 {percentile(latencies, 0.5):.1f} ms, "
+              f"p99 {percentile(latencies, 0.99):.1f} ms, "
+              f"mean {statistics.fmean(latencies):.1f} ms, max {max(latencies):.1f} ms")
+    print(f"  server CPU:                 {cpu_seconds / options.seconds:.2f} cores "
+          "during the window")
+    print(f"  server RSS:                 {rss_before / kib / kib:.1f} MiB before clients, "
+          f"{rss_connected / kib / kib:.1f} MiB connected, {rss_end / kib / kib:.1f} MiB "
+          "at the end")
+    if connected:
+        print(f"  memory per connected client: "
+              f"{(rss_connected - rss_before) / connected / kib:.1f} KiB")
+    print(f"  unexpected disconnects:     {sum(r.disconnects for r in results)}")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "worker":
+        worker_main(sys.argv[2])
+    else:
+        sys.exit(main())

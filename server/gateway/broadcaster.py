@@ -1,0 +1,48 @@
+"""The Socket.IO adapter of actors.ports.Broadcaster.
+
+Emits go through the server's client manager: with REDIS_URL set that is the Socket.IO Redis
+manager, which delivers to this node's sockets first and then publishes to the other nodes,
+so a room's or user's sockets are reached wherever they are connected.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import socketio
+
+log = logging.getLogger("hubbub.gateway")
+
+
+def room_of(room_id: str) -> str:
+    return f"room:{room_id}"
+
+
+def user_room(user_id: str) -> str:
+    return f"user:{user_id}"
+
+
+def watchers_of(user_id: str) -> str:
+    return f"presence:{user_id}"
+
+
+class SocketIOBroadcaster:
+    def __init__(self, sio: socketio.AsyncServer) -> None:
+        self._sio = sio
+
+    async def _emit(self, target: str, event: str, data: dict[str, Any]) -> None:
+        try:
+            await self._sio.emit(event, data, to=target)
+        except Exception:  # the port promises not to raise: delivery is at most once
+            log.warning("emit of %s to %s failed", event, target, exc_info=True)
+
+    async def to_room(self, room_id: str, event: str, data: dict[str, Any]) -> None:
+        await self._emit(room_of(room_id), event, data)
+
+    async def to_user(self, user_id: str, event: str, data: dict[str, Any]) -> None:
+        await self._emit(user_room(user_id), event, data)
+
+    async def to_watchers(self, user_id: str, event: str, data: dict[str, Any]) -> None:
+        await self._emit(watchers_of(user_id), event, data)
+

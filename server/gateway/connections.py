@@ -1,0 +1,67 @@
+"""What the gateway knows about each socket on this node, and the gateway's shared state."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import Any
+
+import socketio
+
+from actors.ports import PresenceStore, UnreadNotifications
+from actors.system import ActorSystem
+from server.auth.principal import Principal
+from server.gateway.limits import TokenBucket
+from server.gateway.ports import PresenceVisibility
+
+log = logging.getLogger("hubbub.gateway")
+
+
+@dataclass(eq=False, slots=True)
+class Connection:
+    """One authenticated socket. Owned by the gateway on the node holding the socket."""
+
+    sid: str
+    user_id: str
+    expires_at: int  # unix seconds: the connection is closed then unless refreshed
+    bucket: TokenBucket
+    rooms: set[str] = field(default_factory=set)  # chat rooms joined through room:join
+    watching: set[str] = field(default_factory=set)  # users whose presence it receives
+    expiry: asyncio.TimerHandle | None = None
+
+
+@dataclass(eq=False)
+class Gateway:
+    """The gateway's state on one node. Ports are filled in at startup (after the database,
+    Redis and auth contexts); no event arrives before the server listens."""
+
+    sio: socketio.AsyncServer
+    system: ActorSystem
+    node_id: str
+    events_per_second: float
+    event_burst: int
+    connections: dict[str, Connection] = field(default_factory=dict)
+    authenticate: Callable[[str], Principal] | None = None
+    presence: PresenceStore | None = None
+    unread: UnreadNotifications | None = None
+    visibility: PresenceVisibility | None = None
+    _tasks: set[asyncio.Task[Any]] = field(default_factory=set)
+
+    def spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> None:
+        """Run `coro` in a task the gateway tracks (cancelled and awaited at shutdown)."""
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("gateway task %s failed", task.get_name(), exc_info=task.exception())
+
+    async def stop_tasks(self) -> None:
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

@@ -1,0 +1,1 @@
+"""Kafka adapters (aiokafka): the event bus, and creating its topics."""

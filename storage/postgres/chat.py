@@ -1,0 +1,154 @@
+"""Postgres adapters of the RoomActor's ports (actors/ports.py): RoomStore (messages, seq,
+read positions) and MessageNotifier (`message` notifications for offline members).
+
+An append is one statement (data-modifying CTEs, so one round trip and one implicit
+transaction): insert the message, move rooms.last_seq / last_activity_at and the sender's
+read position. UNIQUE (room_id, seq) is the fence against a second activation of the room;
+UNIQUE (room_id, sender_id, client_id) makes resends find the first message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import asyncpg
+
+from protocols.chat import Message
+from protocols.ids import new_id
+from protocols.room_messages import RoomMember, RoomState, SeqTaken
+
+MESSAGE_COLUMNS = "id, room_id, seq, sender_id, text, client_id, created_at, kind"
+# Characters of the message text a `message` notification carries as a preview.
+PREVIEW_CHARS = 140
+
+_LOAD_ROOM = """
+SELECT id, kind, name, created_at,
+       COALESCE((SELECT max(seq) FROM messages WHERE room_id = $1), 0) AS last_seq
+FROM rooms WHERE id = $1
+"""
+_LOAD_MEMBERS = """
+SELECT user_id, role, last_read_seq FROM room_members WHERE room_id = $1
+ORDER BY joined_at, user_id
+"""
+_APPEND = """
+WITH msg AS (
+    INSERT INTO messages (id, room_id, seq, sender_id, client_id, text, kind, created_at)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+    ON CONFLICT ON CONSTRAINT messages_client_key DO NOTHING
+    RETURNING room_id, seq, sender_id, created_at
+), room AS (
+    UPDATE rooms r SET last_seq = msg.seq,
+                       last_activity_at = GREATEST(r.last_activity_at, msg.created_at)
+    FROM msg WHERE r.id = msg.room_id AND r.last_seq < msg.seq
+), reader AS (
+    UPDATE room_members rm SET last_read_seq = msg.seq
+    FROM msg WHERE rm.room_id = msg.room_id AND rm.user_id = msg.sender_id
+               AND rm.last_read_seq < msg.seq
+)
+SELECT count(*) FROM msg
+"""
+_BY_CLIENT_ID = f"""
+SELECT {MESSAGE_COLUMNS} FROM messages
+WHERE room_id = $1 AND sender_id = $2 AND client_id = $3
+"""
+_AFTER = f"""
+SELECT {MESSAGE_COLUMNS} FROM messages WHERE room_id = $1 AND seq > $2 ORDER BY seq LIMIT $3
+"""
+_BEFORE = f"""
+SELECT * FROM (
+    SELECT {MESSAGE_COLUMNS} FROM messages
+    WHERE room_id = $1 AND ($2::bigint IS NULL OR seq < $2)
+    ORDER BY seq DESC LIMIT $3
+) newest ORDER BY seq
+"""
+# Reading a room also reads its `message` notification, if it names a message now read.
+_SET_READ = """
+WITH moved AS (
+    UPDATE room_members SET last_read_seq = $3
+    WHERE room_id = $1 AND user_id = $2 AND last_read_seq < $3
+)
+UPDATE notifications SET read_at = now()
+WHERE user_id = $2 AND room_id = $1 AND kind = 'message' AND read_at IS NULL
+  AND (data ->> 'seq')::bigint <= $3
+"""
+# One unread `message` notification per (recipient, room): it names the first message the
+# recipient missed; later ones write nothing until it is read (the room's unread_count counts
+# them), so a busy group costs its offline members one row each, not one per message.
+_NOTIFY = """
+INSERT INTO notifications (id, user_id, kind, actor_id, room_id, data, created_at)
+SELECT x.id, x.user_id, 'message', $3, $4, $5::jsonb, $6
+FROM unnest($1::uuid[], $2::uuid[]) AS x (user_id, id)
+ON CONFLICT (user_id, room_id) WHERE kind = 'message' AND read_at IS NULL DO NOTHING
+"""
+
+
+def message_from_row(row: Mapping[str, Any], prefix: str = "") -> Message:
+    return Message(
+        id=row[f"{prefix}id"], room_id=row[f"{prefix}room_id"], seq=row[f"{prefix}seq"],
+        sender_id=row[f"{prefix}sender_id"], text=row[f"{prefix}text"],
+        client_id=row[f"{prefix}client_id"], created_at=row[f"{prefix}created_at"],
+        kind=row[f"{prefix}kind"],
+    )
+
+
+class PostgresRoomStore:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def load(self, room_id: str) -> RoomState | None:
+        async with self._pool.acquire() as conn, conn.transaction(readonly=True,
+                                                                  isolation="repeatable_read"):
+            # One snapshot: the members and last_seq agree with each other.
+            room = await conn.fetchrow(_LOAD_ROOM, room_id)
+            if room is None:
+                return None
+            members = await conn.fetch(_LOAD_MEMBERS, room_id)
+        return RoomState(
+            id=room["id"], kind=room["kind"], name=room["name"], created_at=room["created_at"],
+            last_seq=room["last_seq"],
+            members=[RoomMember(user_id=m["user_id"], role=m["role"],
+                                last_read_seq=m["last_read_seq"]) for m in members],
+        )
+
+    async def append(self, message: Message) -> Message:
+        try:
+            inserted = await self._pool.fetchval(
+                _APPEND, message.id, message.room_id, message.seq, message.sender_id,
+                message.client_id, message.text, message.kind, message.created_at)
+        except asyncpg.UniqueViolationError as exc:
+            if exc.constraint_name == "messages_room_seq_key":
+                raise SeqTaken(message.room_id, message.seq) from exc
+            raise
+        if inserted:
+            return message
+        first = await self._pool.fetchrow(_BY_CLIENT_ID, message.room_id, message.sender_id,
+                                          message.client_id)
+        assert first is not None, "a client_id conflict implies the first message exists"
+        return message_from_row(first)
+
+    async def after(self, room_id: str, after_seq: int, limit: int) -> list[Message]:
+        rows = await self._pool.fetch(_AFTER, room_id, after_seq, limit)
+        return [message_from_row(r) for r in rows]
+
+    async def before(self, room_id: str, before_seq: int | None, limit: int) -> list[Message]:
+        rows = await self._pool.fetch(_BEFORE, room_id, before_seq, limit)
+        return [message_from_row(r) for r in rows]
+
+    async def set_read(self, room_id: str, user_id: str, seq: int) -> None:
+        await self._pool.execute(_SET_READ, room_id, user_id, seq)
+
+
+class PostgresMessageNotifier:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def notify_offline(self, user_ids: list[str], message: Message) -> None:
+        recipients = sorted({u for u in user_ids if u != message.sender_id})
+        if not recipients:
+            return
+        data = {"room_id": message.room_id, "message_id": message.id, "seq": message.seq,
+                "text": message.text[:PREVIEW_CHARS]}
+        # Sorted recipients: concurrent batches lock index entries in one order (no deadlock).
+        await self._pool.execute(_NOTIFY, recipients, [new_id() for _ in recipients],
+                                 message.sender_id, message.room_id, data, message.created_at)

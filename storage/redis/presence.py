@@ -1,0 +1,108 @@
+"""Presence records in Redis: the `PresenceStore` every node of a cluster shares.
+
+One hash per user under `<prefix>presence:<user id>` with the fields status, last_seen_at
+and alive_until (unix seconds as decimal strings, "" for none) and sessions (a JSON object
+of session id -> node id). Each save rewrites every field and sets the key's TTL to the
+retention past the record's alive_until, so the hash of a user who stays away vanishes by
+itself. Liveness is not a TTL but `alive_until`, which the owning UserActor's heartbeat
+pushes forward: a record whose node died reads as offline (since alive_until) yet keeps
+last_seen for the retention period.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from typing import get_args
+
+import msgspec
+import redis.asyncio as redis
+from redis.exceptions import RedisError
+
+from protocols.presence import PresenceRecord, PresenceStatus, effective
+from storage.errors import StorageError
+
+DEFAULT_RETENTION = 30 * 24 * 3600.0
+_FIELDS = (b"status", b"last_seen_at", b"alive_until", b"sessions")
+_sessions_decoder = msgspec.json.Decoder(dict[str, str])
+_STATUSES: dict[bytes | None, PresenceStatus] = {
+    s.encode(): s for s in get_args(PresenceStatus)
+}
+
+
+def _number(value: float | None) -> str:
+    return "" if value is None else repr(value)
+
+
+def _parse(values: list[bytes | None]) -> PresenceRecord | None:
+    status, last_seen, alive_until, sessions = values
+    if status not in _STATUSES:
+        return None  # none stored (or not one we wrote)
+    try:
+        return PresenceRecord(
+            status=_STATUSES[status],
+            last_seen_at=float(last_seen) if last_seen else None,
+            alive_until=float(alive_until) if alive_until else 0.0,
+            sessions=_sessions_decoder.decode(sessions) if sessions else {},
+        )
+    except (ValueError, msgspec.DecodeError):
+        return None  # a corrupt record reads as none: the actor's next save replaces it
+
+
+class RedisPresenceStore:
+    def __init__(self, client: redis.Redis, key_prefix: str, *,
+                 retention: float = DEFAULT_RETENTION,
+                 clock: Callable[[], float] = time.time) -> None:
+        self._client = client
+        self._prefix = f"{key_prefix}presence:"
+        self._retention = retention
+        self._clock = clock
+
+    def _key(self, user_id: str) -> str:
+        return self._prefix + user_id
+
+    async def save(self, user_id: str, record: PresenceRecord) -> None:
+        key = self._key(user_id)
+        ttl = math.ceil(max(0.0, record.alive_until - self._clock()) + self._retention)
+        try:
+            async with self._client.pipeline(transaction=True) as pipe:
+                pipe.hset(key, mapping={
+                    "status": record.status,
+                    "last_seen_at": _number(record.last_seen_at),
+                    "alive_until": _number(record.alive_until or None),
+                    "sessions": msgspec.json.encode(record.sessions),
+                })
+                pipe.expire(key, ttl)
+                await pipe.execute()
+        except RedisError as exc:
+            raise StorageError(f"presence of {user_id} not saved: {exc}") from exc
+
+    async def load(self, user_id: str) -> PresenceRecord | None:
+        try:
+            values = await self._client.hmget(self._key(user_id), _FIELDS)
+        except RedisError as exc:
+            raise StorageError(f"presence of {user_id} not read: {exc}") from exc
+        return _parse(values)
+
+    async def get_many(self, user_ids: list[str]) -> dict[str, PresenceRecord]:
+        if not user_ids:
+            return {}
+        try:
+            async with self._client.pipeline(transaction=False) as pipe:
+                for user_id in user_ids:
+                    pipe.hmget(self._key(user_id), _FIELDS)
+                rows = await pipe.execute()
+        except RedisError as exc:
+            raise StorageError(f"presence not read: {exc}") from exc
+        found: dict[str, PresenceRecord] = {}
+        for user_id, values in zip(user_ids, rows, strict=True):
+            record = _parse(values)
+            if record is not None:
+                found[user_id] = record
+        return found
+
+    async def online(self, user_ids: list[str]) -> set[str]:
+        now = self._clock()
+        records = await self.get_many(list(user_ids))
+        return {uid for uid, rec in records.items() if effective(rec, now).status != "offline"}

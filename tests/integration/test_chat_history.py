@@ -1,0 +1,113 @@
+"""The HotHistory contract, run over the Redis adapter (real Redis, a key prefix per test) and
+the in-memory one: ranges by seq, idempotent appends, the length bound, the age bound."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import pytest
+import pytest_asyncio
+import redis.asyncio as redis
+
+from actors.ports import HotHistory
+from protocols.chat import Message
+from protocols.ids import new_id
+from storage.memory.chat_history import MemoryChatHistory
+from storage.redis.chat_history import RedisChatHistory
+
+pytestmark = pytest.mark.integration
+
+LENGTH = 10
+MAX_AGE = 1000.0
+START = 1_700_000_000.0
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = START
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@dataclass
+class Backend:
+    history: HotHistory
+    clock: FakeClock
+    client: redis.Redis | None = None
+    key_prefix: str = ""
+
+
+@pytest_asyncio.fixture(params=["memory", "redis"])
+async def backend(request: pytest.FixtureRequest, redis_client: redis.Redis,
+                  clean_redis_prefix: str) -> AsyncIterator[Backend]:
+    clock = FakeClock()
+    if request.param == "memory":
+        yield Backend(MemoryChatHistory(max_messages=LENGTH, max_age=MAX_AGE, clock=clock),
+                      clock)
+    else:
+        yield Backend(RedisChatHistory(redis_client, clean_redis_prefix, max_messages=LENGTH,
+                                       max_age=MAX_AGE, clock=clock),
+                      clock, redis_client, clean_redis_prefix)
+
+
+def message(room_id: str, seq: int, at: float = START, text: str = "") -> Message:
+    return Message(id=new_id(), room_id=room_id, seq=seq, sender_id=new_id(),
+                   text=text or f"message {seq} ✓", client_id=f"c{seq}",
+                   created_at=datetime.fromtimestamp(at, UTC))
+
+
+async def fill(history: HotHistory, room_id: str, seqs: range, at: float = START) -> list[Message]:
+    sent = [message(room_id, seq, at) for seq in seqs]
+    for m in sent:
+        await history.append(m)
+    return sent
+
+
+async def test_ranges_after_a_seq_in_order_and_round_trip(backend: Backend) -> None:
+    room, other = new_id(), new_id()
+    sent = await fill(backend.history, room, range(1, 8))
+    await fill(backend.history, other, range(1, 3))
+    assert await backend.history.after(room, 0, 100) == sent
+    assert await backend.history.after(room, 3, 2) == sent[3:5]
+    assert await backend.history.after(room, 7, 5) == []
+    assert await backend.history.after(new_id(), 0, 5) == []
+    assert [m.seq for m in await backend.history.after(other, 0, 10)] == [1, 2]
+
+
+async def test_appends_are_idempotent_per_seq_and_may_arrive_out_of_order(
+        backend: Backend) -> None:
+    room = new_id()
+    three, one, two = message(room, 3), message(room, 1), message(room, 2)
+    for m in (three, one, two, three):
+        await backend.history.append(m)
+    assert await backend.history.after(room, 0, 10) == [one, two, three]
+
+
+async def test_only_the_newest_messages_are_kept(backend: Backend) -> None:
+    room = new_id()
+    sent = await fill(backend.history, room, range(1, 26))
+    kept = await backend.history.after(room, 0, 100)
+    assert kept == sent[-LENGTH:]
+    # A reader asking from before the window sees a hole at the start and reads Postgres.
+    assert kept[0].seq == 26 - LENGTH
+    if backend.client is not None:
+        assert await backend.client.zcard(f"{backend.key_prefix}chat:history:{room}") == LENGTH
+
+
+async def test_messages_older_than_max_age_are_forgotten(backend: Backend) -> None:
+    room = new_id()
+    old = await fill(backend.history, room, range(1, 4), at=START)
+    backend.clock.now = START + MAX_AGE - 1
+    young = await fill(backend.history, room, range(4, 6), at=backend.clock.now)
+    assert await backend.history.after(room, 0, 10) == old + young
+    backend.clock.now = START + MAX_AGE + 1  # the first three are now too old
+    assert await backend.history.after(room, 0, 10) == young
+    newest = await fill(backend.history, room, range(6, 7), at=backend.clock.now)
+    assert await backend.history.after(room, 0, 10) == young + newest
+    if backend.client is not None:
+        key = f"{backend.key_prefix}chat:history:{room}"
+        assert await backend.client.zcard(key) == 3  # trimmed, not just hidden
+        assert 0 < await backend.client.pttl(key) <= MAX_AGE * 1000

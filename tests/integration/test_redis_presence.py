@@ -1,0 +1,44 @@
+"""The Redis PresenceStore against a real Redis, through the shared contract check."""
+
+from __future__ import annotations
+
+import pytest
+import redis.asyncio as redis
+
+from actors.clock import ManualClock
+from protocols.presence import PresenceRecord
+from storage.redis.presence import RedisPresenceStore
+from tests.unit.presence_contract import check_presence_store
+
+pytestmark = pytest.mark.integration
+
+
+async def test_redis_presence_store_contract(redis_client: redis.Redis,
+                                             clean_redis_prefix: str) -> None:
+    clock = ManualClock(start=1_800_000_000.0)
+    store = RedisPresenceStore(redis_client, clean_redis_prefix, retention=3600,
+                               clock=clock.time)
+    await check_presence_store(store, clock, retention=None)
+
+
+async def test_records_expire_after_retention_past_alive_until(
+        redis_client: redis.Redis, clean_redis_prefix: str) -> None:
+    clock = ManualClock(start=1_800_000_000.0)
+    store = RedisPresenceStore(redis_client, clean_redis_prefix, retention=3600,
+                               clock=clock.time)
+    await store.save("u1", PresenceRecord(status="online", alive_until=clock.time() + 60))
+    await store.save("u2", PresenceRecord(status="offline", last_seen_at=clock.time()))
+    ttl_live = await redis_client.ttl(f"{clean_redis_prefix}presence:u1")
+    ttl_offline = await redis_client.ttl(f"{clean_redis_prefix}presence:u2")
+    assert 3600 + 55 <= ttl_live <= 3600 + 60
+    assert 3595 <= ttl_offline <= 3600
+
+
+async def test_a_corrupt_record_reads_as_none(redis_client: redis.Redis,
+                                              clean_redis_prefix: str) -> None:
+    store = RedisPresenceStore(redis_client, clean_redis_prefix)
+    await redis_client.hset(f"{clean_redis_prefix}presence:u1",
+                            mapping={"status": "online", "alive_until": "soon"})
+    await redis_client.hset(f"{clean_redis_prefix}presence:u2", mapping={"status": "sleepy"})
+    assert await store.load("u1") is None
+    assert await store.get_many(["u1", "u2"]) == {}
