@@ -140,10 +140,25 @@ class PostReposted(EventData, frozen=True, kw_only=True):
         return self.post_id
 
 
+# hubbub.chat ----------------------------------------------------------------------------
+
+
+class MessageSent(EventData, frozen=True, kw_only=True):
+    TYPE, TOPIC = "message.sent", "hubbub.chat"
+    message_id: str
+    room_id: str
+    seq: int
+    sender_id: str
+    created_at: datetime
+
+    def key(self) -> str:
+        return self.room_id
+
+
 EVENT_TYPES: dict[str, type[EventData]] = {
     cls.TYPE: cls
     for cls in (UserCreated, FollowCreated, FollowDeleted, PostCreated, PostDeleted,
-                PostLiked, PostUnliked, CommentCreated, PostReposted)
+                PostLiked, PostUnliked, CommentCreated, PostReposted, MessageSent)
 }
 TOPICS = sorted({cls.TOPIC for cls in EVENT_TYPES.values()})
 

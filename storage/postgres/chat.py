@@ -15,8 +15,10 @@ from typing import Any
 import asyncpg
 
 from protocols.chat import Message
+from protocols.events import MessageSent, envelope
 from protocols.ids import new_id
 from protocols.room_messages import RoomMember, RoomState, SeqTaken
+from storage.postgres.outbox import append_events
 
 MESSAGE_COLUMNS = "id, room_id, seq, sender_id, text, client_id, created_at, kind"
 # Characters of the message text a `message` notification carries as a preview.
@@ -113,9 +115,16 @@ class PostgresRoomStore:
 
     async def append(self, message: Message) -> Message:
         try:
-            inserted = await self._pool.fetchval(
-                _APPEND, message.id, message.room_id, message.seq, message.sender_id,
-                message.client_id, message.text, message.kind, message.created_at)
+            async with self._pool.acquire() as conn, conn.transaction():
+                inserted = await conn.fetchval(
+                    _APPEND, message.id, message.room_id, message.seq, message.sender_id,
+                    message.client_id, message.text, message.kind, message.created_at)
+                if inserted:  # the contract's message.sent, committed with the message
+                    sent = MessageSent(message_id=message.id, room_id=message.room_id,
+                                       seq=message.seq, sender_id=message.sender_id,
+                                       created_at=message.created_at)
+                    await append_events(conn, envelope(sent, actor_id=message.sender_id,
+                                                       occurred_at=message.created_at))
         except asyncpg.UniqueViolationError as exc:
             if exc.constraint_name == "messages_room_seq_key":
                 raise SeqTaken(message.room_id, message.seq) from exc

@@ -270,3 +270,21 @@ async def test_offline_members_get_one_unread_message_notification_per_room(
     await store.set_read(room.id, cat, 2)
     assert [(r["data"]["seq"], r["read_at"] is None) for r in await rows(cat)] == [
         (1, False), (3, True)]
+
+
+
+async def test_a_stored_message_writes_message_sent_to_the_outbox(
+        db_pool: asyncpg.Pool) -> None:
+    """The contract's hubbub.chat event is committed with the message, and only once."""
+    store = PostgresRoomStore(db_pool)
+    users = await add_users(db_pool, 2)
+    room = await PostgresRoomDirectory(db_pool).create_group(new_id(), users[0], users[1:], None)
+    message = draft(room.id, 1, users[0], "c-outbox")
+    await store.append(message)
+    await store.append(message)  # a resend: no second message, no second event
+    rows = await db_pool.fetch(
+        "SELECT topic, envelope FROM outbox WHERE type = 'message.sent' AND key = $1", room.id)
+    assert len(rows) == 1
+    assert rows[0]["topic"] == "hubbub.chat"
+    assert rows[0]["envelope"]["data"]["message_id"] == message.id
+    assert rows[0]["envelope"]["data"]["seq"] == 1
