@@ -45,6 +45,7 @@ def hubbub(server_dsn: str, redis_url: str) -> Iterator[HubbubProcess]:
         # Per-route limits (signup 20/min per IP, ...) would throttle a suite that signs up
         # hundreds of users from one address.
         "RATE_LIMIT_ROUTES": _lifted_route_limits(100_000),
+        "PRESENCE_GRACE_SECONDS": "1",  # presence tests wait out the grace period
     }).start()
     yield server
     assert server.stop() == 0, "hubbub did not shut down cleanly on SIGTERM"

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 
+import aiohttp
 import pytest
 import socketio
 
+from tests.e2e.live import mint_token, signup
 from tests.support.server import HubbubProcess
 
 
@@ -32,10 +34,9 @@ async def test_bad_token_is_refused_with_unauthorized(
     await client.disconnect()
 
 
-async def test_expired_token_is_refused(hubbub: HubbubProcess, http: object) -> None:
-    from tests.e2e.live import mint_token, signup
-
-    ann = await signup(http, "exp")  # type: ignore[arg-type]
+async def test_expired_token_is_refused(hubbub: HubbubProcess,
+                                       http: aiohttp.ClientSession) -> None:
+    ann = await signup(http, "exp")
     client = socketio.AsyncClient(reconnection=False)
     refused: asyncio.Future[object] = asyncio.get_running_loop().create_future()
 
