@@ -10,35 +10,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import aiohttp
 import jwt
 import socketio
 
 from tests.e2e.conftest import JWT_SECRET
+from tests.support.accounts import PASSWORD, Account, signup  # noqa: F401 (re-exported)
 
 DEADLINE = 10.0
-PASSWORD = "correct horse battery"
 
 
-@dataclass(frozen=True)
-class Account:
-    id: str
-    username: str
-    token: str
-
-    @property
-    def auth(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token}"}
 
 
-async def signup(http: aiohttp.ClientSession, prefix: str = "rt") -> Account:
-    username = f"{prefix}_{uuid.uuid4().hex[:10]}"
-    async with http.post("/v1/auth/signup", json={
-        "username": username, "email": f"{username}@example.test", "password": PASSWORD,
-    }) as response:
-        assert response.status == 201, await response.text()
-        body = await response.json()
-    return Account(id=body["user"]["id"], username=username, token=body["access_token"])
 
 
 def mint_token(user_id: str, ttl: float) -> str:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
@@ -18,34 +17,17 @@ import pytest
 import pytest_asyncio
 
 from tests.e2e.conftest import JWT_SECRET, _lifted_route_limits
+from tests.support.accounts import Account, signup
 from tests.support.databases import create_database, drop_database
 from tests.support.polling import eventually
 from tests.support.server import HubbubProcess
 
-PASSWORD = "correct horse battery"
 DEADLINE = 15.0
 LATEST = "ffffffff-ffff-7fff-bfff-ffffffffffff"  # greater than any UUIDv7 id
 
 
-@dataclass(frozen=True)
-class Account:
-    id: str
-    username: str
-    token: str
-
-    @property
-    def auth(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token}"}
 
 
-async def signup(http: aiohttp.ClientSession, prefix: str = "f") -> Account:
-    username = f"{prefix}_{uuid.uuid4().hex[:10]}"
-    async with http.post("/v1/auth/signup", json={
-        "username": username, "email": f"{username}@example.test", "password": PASSWORD,
-    }) as response:
-        assert response.status == 201, await response.text()
-        body = await response.json()
-    return Account(id=body["user"]["id"], username=username, token=body["access_token"])
 
 
 async def signups(http: aiohttp.ClientSession, n: int, prefix: str = "f") -> list[Account]:

@@ -7,35 +7,12 @@ import os
 import subprocess
 import sys
 import uuid
-from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 
+from tests.support.accounts import PASSWORD, Account, signup
 from tests.support.server import HubbubProcess
-
-PASSWORD = "correct horse battery"
-
-
-@dataclass(frozen=True)
-class Account:
-    id: str
-    username: str
-    token: str
-
-    @property
-    def auth(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token}"}
-
-
-async def signup(http: aiohttp.ClientSession, prefix: str = "u") -> Account:
-    username = f"{prefix}_{uuid.uuid4().hex[:10]}"
-    async with http.post("/v1/auth/signup", json={
-        "username": username, "email": f"{username}@example.test", "password": PASSWORD,
-    }) as response:
-        assert response.status == 201, await response.text()
-        body = await response.json()
-    return Account(id=body["user"]["id"], username=username, token=body["access_token"])
 
 
 async def call(http: aiohttp.ClientSession, method: str, path: str, who: Account,
