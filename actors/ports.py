@@ -6,8 +6,10 @@ Each area adds its own ports here; every method's docstring states its contract.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Protocol
 
+from protocols.call_messages import CallRecord
 from protocols.chat import Message
 from protocols.presence import PresenceRecord
 from protocols.room_messages import RoomState
@@ -141,4 +143,81 @@ class MessageNotifier(Protocol):
         """Record a `message` notification about `message` for each of user_ids (members who
         are offline; never the sender), in one batch. A recipient who still has an unread
         `message` notification for the same room gets nothing new: one per room until read."""
+        ...
+
+
+# -- Calls (CallActor) ------------------------------------------------------------------------
+
+
+class CallStore(Protocol):
+    """The system of record of calls (Postgres): a call and its participants, with outcome
+    and duration once ended. Every write is committed when the call returns."""
+
+    async def load(self, call_id: str) -> CallRecord | None:
+        """The call as last saved; None when there is none. `call_id` is a canonical UUID."""
+        ...
+
+    async def save(self, record: CallRecord, alive_until: datetime) -> None:
+        """Write the whole call (insert or update the call and every participant), in one
+        transaction. Busy fence: raises protocols.call_messages.UserBusy (and writes nothing)
+        when a participant that is `joined` here is also joined in another call that has not
+        ended and whose alive_until has not passed. `alive_until` is how long this call counts
+        as live without another save or `touch` (a node that died leaves no user busy for
+        ever)."""
+        ...
+
+    async def touch(self, call_id: str, alive_until: datetime) -> None:
+        """Push the call's alive_until forward (the actor's heartbeat while it is live)."""
+        ...
+
+    async def busy(self, user_ids: list[str], call_id: str) -> set[str]:
+        """Those of user_ids joined in a live call other than call_id (see `save`)."""
+        ...
+
+
+class CallDirectory(Protocol):
+    """Who may call whom (Postgres, through the chat area's rooms)."""
+
+    async def room_members(self, room_id: str) -> list[str] | None:
+        """The room's member ids; None when there is no such room."""
+        ...
+
+    async def reachable(self, caller_id: str, user_ids: list[str]) -> set[str]:
+        """Those of user_ids that are accounts with no block between them and the caller,
+        either way."""
+        ...
+
+    async def direct_room(self, user_a: str, user_b: str) -> str:
+        """The id of the two users' direct room, created when they have none (at most one per
+        pair, even under concurrent calls)."""
+        ...
+
+
+class SessionEmitter(Protocol):
+    """Emits to one socket, or to a user's sockets but one (the gateway; any node)."""
+
+    async def to_session(self, session_id: str, event: str, data: dict[str, Any]) -> None:
+        """Emit `event` to that socket only. At most once; never raises."""
+        ...
+
+    async def to_user_except(self, user_id: str, session_id: str, event: str,
+                             data: dict[str, Any]) -> None:
+        """Emit `event` to every socket of the user except `session_id`. At most once; never
+        raises."""
+        ...
+
+
+class CallEffects(Protocol):
+    """What happens outside the call when it goes unanswered or ends. Called after the call
+    is saved; failures are logged by the actor and do not change the call."""
+
+    async def missed(self, record: CallRecord, user_ids: list[str]) -> None:
+        """Record a `call_missed` notification for each of user_ids about this call (once per
+        user and call, even when called again) and push it live."""
+        ...
+
+    async def ended(self, record: CallRecord) -> None:
+        """The call ended: when it has a room, append a system message summing it up to the
+        room's history (through the RoomActor: the next seq, kind "system"); idempotent per
+        call."""
         ...

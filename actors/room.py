@@ -47,6 +47,7 @@ from actors.ports import (
 from protocols.chat import MAX_MESSAGE_CHARS, Message
 from protocols.ids import is_id, new_id
 from protocols.room_messages import (
+    AppendSystemMessage,
     JoinResult,
     JoinRoom,
     MarkRead,
@@ -132,6 +133,8 @@ class RoomActor(Actor):
             case MembershipChanged(removed_user_ids=removed):
                 await self._load(removed)
                 return None
+            case AppendSystemMessage():
+                return await self._append_system(message)
             case RoomMsg():
                 await self._check_member(message.user_id)
         match message:
@@ -186,6 +189,30 @@ class RoomActor(Actor):
             self._best_effort("hot history append", self._ports.history.append(stored)),
             self._emit("message:new", to_wire(MessageNew(message=stored))),
             self._notify_offline(stored))
+        return stored
+
+    async def _append_system(self, request: AppendSystemMessage) -> Message:
+        if self._room is None:
+            await self._load()
+            if self._room is None:
+                raise Rejected(NOT_MEMBER, "No such room")
+        draft = Message(
+            id=new_id(), room_id=self.key, seq=self._last_seq + 1, sender_id=request.sender_id,
+            text=request.text[:MAX_MESSAGE_CHARS], client_id=request.client_id,
+            created_at=datetime.fromtimestamp(self.context.clock.time(), UTC), kind="system",
+        )
+        try:
+            stored = await self._ports.store.append(draft)
+        except SeqTaken:  # as in _send: another activation took the seq; reload, retry once
+            await self._load()
+            draft = msgspec.structs.replace(draft, seq=self._last_seq + 1)
+            stored = await self._ports.store.append(draft)
+        if stored.id != draft.id:
+            return stored
+        self._last_seq = stored.seq
+        await asyncio.gather(
+            self._best_effort("hot history append", self._ports.history.append(stored)),
+            self._emit("message:new", to_wire(MessageNew(message=stored))))
         return stored
 
     async def _online(self) -> set[str]:

@@ -53,6 +53,16 @@ class MembershipChanged(msgspec.Struct, frozen=True, kw_only=True):
     removed_user_ids: list[str] = []
 
 
+class AppendSystemMessage(msgspec.Struct, frozen=True, kw_only=True):
+    """Tell (or ask -> Message): append a `kind="system"` message (e.g. a call summary) with
+    the room's next seq, like any message, but without a membership check or `message`
+    notifications. Idempotent per (sender_id, client_id), like SendMessage."""
+
+    sender_id: str  # on whose behalf (e.g. the call's initiator)
+    client_id: str  # e.g. "call:<call id>": a retry finds the first message
+    text: str
+
+
 # -- What a RoomActor loads and stores through its ports (actors/ports.py RoomStore) ----------
 
 MemberRole = Literal["owner", "member"]

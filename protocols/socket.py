@@ -22,6 +22,16 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 from protocols.base import Inbound, Outbound
+from protocols.calls import (
+    CallAnswered,
+    CallEnded,
+    CallId,
+    CallIncoming,
+    CallInvite,
+    CallLeft,
+    CallSignal,
+    CallSignalled,
+)
 from protocols.chat import ClientId, Message, MessageText
 from protocols.presence import ChosenStatus, EffectivePresence, PresenceStatus
 
@@ -99,7 +109,7 @@ class AuthRefresh(ClientEvent):
     token: Annotated[str, msgspec.Meta(min_length=1, max_length=4096)]
 
 
-CLIENT_EVENTS: Mapping[str, type[ClientEvent]] = MappingProxyType({
+CLIENT_EVENTS: Mapping[str, type[Inbound]] = MappingProxyType({
     "room:join": RoomJoin,
     "room:leave": RoomLeave,
     "message:send": MessageSendEvent,
@@ -108,10 +118,16 @@ CLIENT_EVENTS: Mapping[str, type[ClientEvent]] = MappingProxyType({
     "presence:set": PresenceSet,
     "presence:subscribe": PresenceSubscribe,
     "auth:refresh": AuthRefresh,
+    # Calls (protocols/calls.py): plain Inbound Structs, decoded like the others.
+    "call:invite": CallInvite,
+    "call:accept": CallId,
+    "call:reject": CallId,
+    "call:hangup": CallId,
+    "call:signal": CallSignal,
 })
 
 # Built once: strict conversion (no "1" -> 1 coercion) of a parsed JSON payload.
-_DECODERS: Mapping[str, Callable[[Any], ClientEvent]] = MappingProxyType({
+_DECODERS: Mapping[str, Callable[[Any], Inbound]] = MappingProxyType({
     name: partial(msgspec.convert, type=struct, strict=True)
     for name, struct in CLIENT_EVENTS.items()
 })
@@ -121,7 +137,7 @@ class UnknownEvent(ValueError):
     """The event name is not one a client may send."""
 
 
-def decode(event: object, args: tuple[Any, ...]) -> ClientEvent:
+def decode(event: object, args: tuple[Any, ...]) -> Inbound:
     """The Struct for one client event: `args` are the payload arguments Socket.IO passed.
 
     Raises UnknownEvent for a name not in CLIENT_EVENTS, msgspec.ValidationError for a
@@ -236,6 +252,13 @@ SERVER_EVENTS: Mapping[str, type[Outbound]] = MappingProxyType({
     "typing": TypingNotice,
     "message:read": ReadNotice,
     "presence": PresenceEvent,
+    # Calls (protocols/calls.py): to the sockets of the call's users, see actors/call.py.
+    "call:incoming": CallIncoming,
+    "call:accepted": CallAnswered,
+    "call:rejected": CallAnswered,
+    "call:left": CallLeft,
+    "call:ended": CallEnded,
+    "call:signal": CallSignalled,
 })
 
 

@@ -6,6 +6,7 @@ from aiohttp import web
 
 from server.actors_wiring import setup_actors
 from server.auth.wiring import setup_auth
+from server.calls.wiring import setup_calls
 from server.chat.wiring import setup_chat
 from server.config import Settings
 from server.events.wiring import setup_events
@@ -55,6 +56,7 @@ def create_app(settings: Settings) -> web.Application:
     setup_notifications(app)
     setup_gateway(app)
     setup_chat(app)  # after actors and gateway: RoomActor uses the gateway's ports
+    setup_calls(app)  # after chat: calls read the chat area's rooms
     ops_api.register(app)
     setup_openapi(app)  # last: it documents every endpoint registered above
 

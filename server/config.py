@@ -101,10 +101,15 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     chat_history_length: PositiveInt = 1000
     chat_history_ttl: PositiveInt = 7 * 24 * 3600
 
-    # Calls
+    # Calls: comma-separated STUN and TURN URLs handed to clients, the TURN REST secret
+    # (coturn `static-auth-secret`) and how long a TURN credential lasts (seconds); seconds a
+    # call rings before it counts as missed; participants per call (a mesh: keep it small).
     stun_urls: str = ""
     turn_urls: str = ""
     turn_secret: str | None = None
+    turn_credential_ttl: PositiveInt = 86400
+    call_ring_timeout: PositiveFloat = 30.0
+    max_call_participants: Annotated[int, msgspec.Meta(ge=2, le=8)] = 8
 
     @property
     def effective_node_id(self) -> str:

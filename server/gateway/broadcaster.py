@@ -46,3 +46,16 @@ class SocketIOBroadcaster:
     async def to_watchers(self, user_id: str, event: str, data: dict[str, Any]) -> None:
         await self._emit(watchers_of(user_id), event, data)
 
+    # actors.ports.SessionEmitter (calls): a socket id is also a Socket.IO room of its own,
+    # and skip_sid travels with the Redis manager's publish, so both reach any node.
+
+    async def to_session(self, session_id: str, event: str, data: dict[str, Any]) -> None:
+        await self._emit(session_id, event, data)
+
+    async def to_user_except(self, user_id: str, session_id: str, event: str,
+                             data: dict[str, Any]) -> None:
+        try:
+            await self._sio.emit(event, data, to=user_room(user_id), skip_sid=session_id)
+        except Exception:
+            log.warning("emit of %s to %s failed", event, user_room(user_id), exc_info=True)
+

@@ -29,6 +29,7 @@ class Connection:
     bucket: TokenBucket
     rooms: set[str] = field(default_factory=set)  # chat rooms joined through room:join
     watching: set[str] = field(default_factory=set)  # users whose presence it receives
+    calls: set[str] = field(default_factory=set)  # calls it invited or accepted (CallActor)
     expiry: asyncio.TimerHandle | None = None
 
 

@@ -18,6 +18,7 @@ import msgspec
 import socketio
 
 from actors.errors import ActorCrashed, ActorStopped, AskTimeout, MailboxFull, Rejected
+from protocols.base import Inbound
 from protocols.socket import (
     BUSY,
     INTERNAL,
@@ -26,11 +27,10 @@ from protocols.socket import (
     TIMEOUT,
     TOO_LARGE,
     UNAVAILABLE,
-    ClientEvent,
     UnknownEvent,
     decode,
 )
-from server.gateway import acks, chat, presence, session
+from server.gateway import acks, calls, chat, presence, session
 from server.gateway.connections import Connection, Gateway
 from server.gateway.limits import MAX_EVENT_BYTES
 
@@ -47,6 +47,11 @@ ROUTES: Mapping[str, Handler] = MappingProxyType({
     "presence:set": presence.set_status,
     "presence:subscribe": presence.subscribe,
     "auth:refresh": session.refresh,
+    "call:invite": calls.invite,
+    "call:accept": calls.accept,
+    "call:reject": calls.reject,
+    "call:hangup": calls.hang_up,
+    "call:signal": calls.signal,
 })
 _size_encoder = msgspec.json.Encoder()
 
@@ -85,7 +90,7 @@ async def dispatch(gw: Gateway, sid: Any, event: Any, args: tuple[Any, ...]) -> 
     if size > MAX_EVENT_BYTES:
         return acks.error(TOO_LARGE, f"an event payload is at most {MAX_EVENT_BYTES} bytes")
     try:
-        payload: ClientEvent = decode(event, args)
+        payload: Inbound = decode(event, args)
     except UnknownEvent as exc:
         return acks.error(INVALID, str(exc))
     except msgspec.ValidationError as exc:
@@ -94,7 +99,7 @@ async def dispatch(gw: Gateway, sid: Any, event: Any, args: tuple[Any, ...]) -> 
 
 
 async def _handle(gw: Gateway, conn: Connection, event: str,
-                  payload: ClientEvent) -> dict[str, Any]:
+                  payload: Inbound) -> dict[str, Any]:
     try:
         return await ROUTES[event](gw, conn, payload)
     except Rejected as refusal:

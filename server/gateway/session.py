@@ -15,7 +15,7 @@ from actors.errors import ActorError
 from actors.user import UserActor
 from protocols.socket import FORBIDDEN, UNAUTHORIZED, AuthRefresh, RefreshAck
 from protocols.user_messages import SessionClosed, SessionOpened
-from server.gateway import acks
+from server.gateway import acks, calls
 from server.gateway.broadcaster import user_room
 from server.gateway.connections import Connection, Gateway
 from server.gateway.limits import TokenBucket
@@ -62,6 +62,7 @@ async def disconnect(gw: Gateway, sid: str) -> None:
         return
     if conn.expiry is not None:
         conn.expiry.cancel()
+    await calls.session_gone(gw, conn)
     try:
         await gw.system.ref(UserActor, conn.user_id).tell(SessionClosed(session_id=sid))
     except ActorError:

@@ -31,6 +31,7 @@ def test_every_client_event_from_the_contract_has_one_struct() -> None:
     assert set(CLIENT_EVENTS) == {
         "room:join", "room:leave", "message:send", "typing", "message:read",
         "presence:set", "presence:subscribe", "auth:refresh",
+        "call:invite", "call:accept", "call:reject", "call:hangup", "call:signal",
     }
     for struct in CLIENT_EVENTS.values():
         assert struct.__struct_config__.frozen
@@ -80,7 +81,7 @@ def test_malformed_payloads_raise_validation_errors(event: str, args: tuple[Any,
         decode(event, args)
 
 
-@pytest.mark.parametrize("event", ["call:invite", "connect", "", None, 42, ["room:join"]])
+@pytest.mark.parametrize("event", ["call:ring", "connect", "", None, 42, ["room:join"]])
 def test_unknown_events_are_refused(event: object) -> None:
     with pytest.raises(UnknownEvent):
         decode(event, ({"room_id": ROOM},))

@@ -1,0 +1,430 @@
+"""CallActor: the single writer of one call (key: the call id).
+
+States: invited (recorded, nobody rung yet) -> ringing (call:incoming sent to every socket of
+each callee) -> active (someone accepted) -> ended. Every transition is saved through the
+CallStore before it is acknowledged or announced; the store's busy fence (a user is joined in
+at most one live call) makes accepting two calls at once impossible even across nodes.
+
+Who is in the call: the caller from the start, each callee once they accept, each from
+exactly one socket (the device). Signals (offer, answer, ICE) are relayed only from a joined
+participant's call socket to another joined participant's call socket: a ringing callee
+receives no offer (clients send it after `call:accepted`), an outsider or another device of a
+participant gets `not_participant` and nothing is delivered.
+
+Endings: the caller hanging up (or their call socket disconnecting) before any answer cancels
+the call; the last ringing callee declining ends it `rejected`; nobody answering within the
+ring timeout ends it `unanswered`, with a `call_missed` notification for each callee who
+never answered; while active, the call ends `hangup` when fewer than two participants remain.
+In a group call (a room's members), invitees still ringing when the ring times out stop
+ringing (call:ended `unanswered`, and call_missed) but, like any member of the room, may still
+join while the call goes on, up to max_participants. When the call ends, the CallEffects port
+appends a system message to the room's history.
+
+No asks to other actors: rooms and blocks are read through the CallDirectory port, busy
+through the CallStore, and everything outward is a Socket.IO emit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, ClassVar
+
+import msgspec
+
+from actors.actor import Actor, ActorContext
+from actors.errors import Rejected
+from actors.ports import Broadcaster, CallDirectory, CallEffects, CallStore, SessionEmitter
+from protocols.call_messages import (
+    AcceptCall,
+    CallMsg,
+    CallParticipant,
+    CallRecord,
+    HangUp,
+    RejectCall,
+    RelaySignal,
+    SessionGone,
+    StartCall,
+    StartResult,
+    UserBusy,
+)
+from protocols.calls import (
+    MAX_CALL_PARTICIPANTS,
+    CallAnswered,
+    CallEnded,
+    CallIncoming,
+    CallLeft,
+    CallSignalled,
+    EndReason,
+)
+from protocols.ids import is_id
+
+# Refusal codes (Rejected.code, the `error.code` of an ack).
+INVALID = "invalid"
+NOT_FOUND = "call_not_found"
+NOT_PARTICIPANT = "not_participant"
+NOT_MEMBER = "not_member"
+USER_NOT_FOUND = "user_not_found"
+BUSY = "busy"
+CALL_FULL = "call_full"
+CALL_ENDED = "call_ended"
+CALL_EXISTS = "call_exists"
+NOT_RINGING = "not_ringing"
+ANSWERED_ELSEWHERE = "answered_elsewhere"
+
+DEFAULT_RING_TIMEOUT = 30.0
+DEFAULT_HEARTBEAT = 60.0  # seconds between alive_until renewals of a live call
+DEFAULT_ALIVE_WINDOW = 180.0  # a live call not renewed for this long no longer makes busy
+
+
+@dataclass(frozen=True, slots=True)
+class CallPorts:
+    store: CallStore
+    directory: CallDirectory
+    broadcaster: Broadcaster
+    sessions: SessionEmitter
+    effects: CallEffects
+
+
+class RingTimeout(msgspec.Struct, frozen=True):
+    """Timer: the ring period is over."""
+
+
+class Heartbeat(msgspec.Struct, frozen=True):
+    """Timer: renew the live call's alive_until."""
+
+
+def _wire(value: msgspec.Struct) -> dict[str, Any]:
+    return msgspec.to_builtins(value)  # type: ignore[no-any-return]
+
+
+class CallActor(Actor):
+    idle_timeout: ClassVar[float | None] = 60.0  # an ended call has nothing left to do
+
+    def __init__(self, key: str, context: ActorContext, ports: CallPorts, *,
+                 ring_timeout: float = DEFAULT_RING_TIMEOUT,
+                 max_participants: int = MAX_CALL_PARTICIPANTS,
+                 heartbeat: float = DEFAULT_HEARTBEAT,
+                 alive_window: float = DEFAULT_ALIVE_WINDOW) -> None:
+        super().__init__(key, context)
+        if alive_window <= heartbeat:
+            raise ValueError("alive_window must be longer than the heartbeat interval")
+        self._ports = ports
+        self._ring_timeout = ring_timeout
+        self._max = max_participants
+        self._heartbeat_every = heartbeat
+        self._alive_window = alive_window
+        self._call: CallRecord | None = None
+        self._people: dict[str, CallParticipant] = {}  # by user id, in invitation order
+        self._ring_timer: int | None = None
+        self._heartbeat_timer: int | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def on_start(self) -> None:
+        record = await self._ports.store.load(self.key) if is_id(self.key) else None
+        if record is None:
+            return
+        self._call = record
+        self._people = {p.user_id: p for p in record.participants}
+        if record.state == "ended":
+            return
+        # A restart after a crash: timers are gone; the ring timeout runs from creation.
+        self._arm_heartbeat()
+        if any(p.state == "ringing" for p in record.participants):
+            elapsed = self.context.clock.time() - record.created_at.timestamp()
+            self._ring_timer = self.context.schedule(max(0.0, self._ring_timeout - elapsed),
+                                                     RingTimeout())
+
+    # -- dispatch --------------------------------------------------------------------------
+
+    async def receive(self, message: Any) -> Any:
+        match message:
+            case RingTimeout():
+                self._ring_timer = None
+                return await self._ring_over()
+            case Heartbeat():
+                return await self._beat()
+            case StartCall():
+                return await self._start(message)
+            case SessionGone():
+                return await self._session_gone(message)
+            case CallMsg() if self._call is None:
+                raise Rejected(NOT_FOUND, "No such call")
+            case AcceptCall():
+                return await self._accept(message)
+            case RejectCall():
+                return await self._reject(message)
+            case HangUp():
+                return await self._hang_up(message)
+            case RelaySignal():
+                return await self._relay(message)
+        raise TypeError(f"CallActor cannot handle {type(message).__name__}")
+
+    # -- starting --------------------------------------------------------------------------
+
+    async def _start(self, request: StartCall) -> StartResult:
+        if self._call is not None:
+            raise Rejected(CALL_EXISTS, "This call id is taken")
+        caller = request.user_id
+        if (request.room_id is None) == (request.user_ids is None):
+            raise Rejected(INVALID, "Give exactly one of room_id and user_ids")
+        room_id: str | None
+        if request.room_id is not None:
+            room_id = request.room_id
+            members = await self._ports.directory.room_members(room_id)
+            if members is None or caller not in members:
+                raise Rejected(NOT_MEMBER, "You are not a member of this room")
+            callees = [u for u in members if u != caller]
+        else:
+            callees = [u for u in dict.fromkeys(request.user_ids or []) if u != caller]
+            if not callees or len(callees) >= self._max:
+                raise Rejected(INVALID, f"Call 1 to {self._max - 1} other users")
+            reachable = await self._ports.directory.reachable(caller, callees)
+            if set(callees) - reachable:
+                raise Rejected(USER_NOT_FOUND, "No such user")
+            room_id = None
+            if len(callees) == 1:
+                room_id = await self._ports.directory.direct_room(caller, callees[0])
+        if not callees:
+            raise Rejected(INVALID, "There is nobody else in this room to call")
+        busy = await self._ports.store.busy(callees, self.key)
+        if busy >= set(callees):
+            raise Rejected(BUSY, "Busy: in another call")
+        now = self._now()
+        people = [CallParticipant(user_id=caller, state="joined", device_id=request.session_id,
+                                  joined_at=now)]
+        people += [CallParticipant(user_id=u, state="busy" if u in busy else "ringing")
+                   for u in callees]
+        record = CallRecord(id=self.key, room_id=room_id,
+                            kind="direct" if len(callees) == 1 else "group",
+                            media=request.media, state="invited", initiator_id=caller,
+                            participants=people, created_at=now)
+        try:
+            await self._ports.store.save(record, self._alive_until())
+        except UserBusy:
+            raise Rejected(BUSY, "You are in another call") from None
+        self._call, self._people = record, {p.user_id: p for p in people}
+        incoming = _wire(CallIncoming(call_id=self.key, from_user_id=caller,
+                                      media=request.media, room_id=room_id))
+        for user_id in self._in("ringing"):
+            await self._emit(self._ports.broadcaster.to_user(user_id, "call:incoming",
+                                                             incoming))
+        self._set(state="ringing")
+        await self._save()
+        self._ring_timer = self.context.schedule(self._ring_timeout, RingTimeout())
+        self._arm_heartbeat()
+        return StartResult(call_id=self.key, busy=sorted(busy))
+
+    # -- answering -------------------------------------------------------------------------
+
+    async def _accept(self, request: AcceptCall) -> None:
+        call = self._live_call()
+        user = request.user_id
+        person = self._people.get(user)
+        if person is not None and person.state == "joined":
+            if person.device_id == request.session_id:
+                return  # a retried accept from the same device
+            raise Rejected(ANSWERED_ELSEWHERE, "You answered this call on another device")
+        invited = person is not None and person.state in ("ringing", "missed")
+        if not invited and not await self._may_join(call, user):
+            raise Rejected(NOT_PARTICIPANT, "You are not invited to this call")
+        if len(self._in("joined")) >= self._max:
+            raise Rejected(CALL_FULL, f"A call has at most {self._max} participants")
+        before = (self._call, dict(self._people))
+        now = self._now()
+        self._people[user] = CallParticipant(user_id=user, state="joined",
+                                             device_id=request.session_id, joined_at=now)
+        if call.state != "active":
+            self._set(state="active", answered_at=now)
+        try:
+            await self._save()
+        except UserBusy:
+            self._call, self._people = before
+            raise Rejected(BUSY, "You are in another call; hang up first") from None
+        await self._emit(self._ports.sessions.to_user_except(
+            user, request.session_id, "call:ended",
+            _wire(CallEnded(call_id=self.key, reason="answered_elsewhere"))))
+        await self._to_joined("call:accepted", CallAnswered(call_id=self.key, user_id=user),
+                              but=user)
+
+    async def _may_join(self, call: CallRecord, user: str) -> bool:
+        """Anyone in the room may join a group call while it goes on."""
+        if call.kind != "group" or call.room_id is None or call.state != "active":
+            return False
+        return user in (await self._ports.directory.room_members(call.room_id) or [])
+
+    async def _reject(self, request: RejectCall) -> None:
+        self._live_call()
+        person = self._people.get(request.user_id)
+        if person is None:
+            raise Rejected(NOT_PARTICIPANT, "You are not invited to this call")
+        if person.state != "ringing":
+            raise Rejected(NOT_RINGING, "This call is not ringing for you")
+        await self._decline(request.user_id, request.session_id)
+
+    async def _decline(self, user: str, session_id: str) -> None:
+        self._people[user] = msgspec.structs.replace(self._people[user], state="rejected")
+        assert self._call is not None
+        if not self._in("ringing") and self._call.state != "active":
+            await self._end("rejected", declined=(user, session_id))
+            return
+        await self._save()
+        await self._declined(user, session_id, self._in("joined"))
+
+    async def _declined(self, user: str, session_id: str, joined: list[str]) -> None:
+        await self._emit(self._ports.sessions.to_user_except(
+            user, session_id, "call:ended",
+            _wire(CallEnded(call_id=self.key, reason="declined_elsewhere"))))
+        data = _wire(CallAnswered(call_id=self.key, user_id=user))
+        for user_id in joined:
+            device = self._people[user_id].device_id
+            if device is not None:
+                await self._emit(self._ports.sessions.to_session(device, "call:rejected", data))
+
+    # -- leaving ---------------------------------------------------------------------------
+
+    async def _hang_up(self, request: HangUp) -> None:
+        call = self._live_call()
+        person = self._people.get(request.user_id)
+        if person is None:
+            raise Rejected(NOT_PARTICIPANT, "You are not in this call")
+        if person.state == "ringing":
+            return await self._decline(request.user_id, request.session_id)
+        if person.state == "joined":
+            await self._leave(call, person)
+
+    async def _session_gone(self, gone: SessionGone) -> None:
+        person = self._people.get(gone.user_id)
+        call = self._call
+        if call is None or call.state == "ended" or person is None or \
+                person.state != "joined" or person.device_id != gone.session_id:
+            return  # not this participant's call socket, or nothing left to leave
+        await self._leave(call, person)
+
+    async def _leave(self, call: CallRecord, person: CallParticipant) -> None:
+        if call.state != "active":
+            # Only the caller is joined before an answer: they gave up.
+            return await self._end("cancelled")
+        self._people[person.user_id] = msgspec.structs.replace(person, state="left",
+                                                               left_at=self._now())
+        if len(self._in("joined")) < 2:
+            return await self._end("hangup")
+        await self._save()
+        await self._to_joined("call:left", CallLeft(call_id=self.key, user_id=person.user_id))
+
+    async def _ring_over(self) -> None:
+        call = self._call
+        if call is None or call.state == "ended":
+            return
+        missed = self._in("ringing")
+        if not missed:
+            return
+        if call.state != "active":
+            return await self._end("unanswered")
+        for user_id in missed:
+            self._people[user_id] = msgspec.structs.replace(self._people[user_id],
+                                                            state="missed")
+        await self._save()
+        ended = _wire(CallEnded(call_id=self.key, reason="unanswered"))
+        for user_id in missed:
+            await self._emit(self._ports.broadcaster.to_user(user_id, "call:ended", ended))
+        await self._emit(self._ports.effects.missed(self._record(), missed))
+
+    async def _end(self, reason: EndReason, declined: tuple[str, str] | None = None) -> None:
+        """End the call for everyone; `declined`: (user, device) whose decline ended it."""
+        now = self._now()
+        joined = [p for p in self._people.values() if p.state == "joined"]
+        ringing = self._in("ringing")
+        for p in joined:
+            self._people[p.user_id] = msgspec.structs.replace(p, state="left", left_at=now)
+        for user_id in ringing:
+            self._people[user_id] = msgspec.structs.replace(
+                self._people[user_id], state="cancelled" if reason == "cancelled" else "missed")
+        self._set(state="ended", ended_at=now, end_reason=reason)
+        await self._save()
+        for timer in (self._ring_timer, self._heartbeat_timer):
+            if timer is not None:
+                self.context.cancel(timer)
+        self._ring_timer = self._heartbeat_timer = None
+        if declined is not None:
+            await self._declined(*declined, [p.user_id for p in joined])
+        ended = _wire(CallEnded(call_id=self.key, reason=reason))
+        for p in joined:
+            if p.device_id is not None:
+                await self._emit(self._ports.sessions.to_session(p.device_id, "call:ended",
+                                                                 ended))
+        for user_id in ringing:
+            await self._emit(self._ports.broadcaster.to_user(user_id, "call:ended", ended))
+        record = self._record()
+        if reason == "unanswered" and ringing:
+            await self._emit(self._ports.effects.missed(record, ringing))
+        await self._emit(self._ports.effects.ended(record))
+
+    # -- signaling -------------------------------------------------------------------------
+
+    async def _relay(self, signal: RelaySignal) -> None:
+        sender = self._people.get(signal.user_id)
+        if sender is None or sender.state != "joined" or sender.device_id != signal.session_id:
+            raise Rejected(NOT_PARTICIPANT, "Signal from the device you joined the call on")
+        target = self._people.get(signal.to_user_id)
+        if target is None or target.state != "joined" or target.user_id == sender.user_id or \
+                target.device_id is None:
+            raise Rejected(NOT_PARTICIPANT, "The recipient has not joined this call")
+        await self._emit(self._ports.sessions.to_session(target.device_id, "call:signal", _wire(
+            CallSignalled(call_id=self.key, from_user_id=sender.user_id, kind=signal.kind,
+                          payload=signal.payload))))
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def _live_call(self) -> CallRecord:
+        assert self._call is not None
+        if self._call.state == "ended":
+            raise Rejected(CALL_ENDED, "This call has ended")
+        return self._call
+
+    def _in(self, state: str) -> list[str]:
+        return [u for u, p in self._people.items() if p.state == state]
+
+    def _now(self) -> datetime:
+        return datetime.fromtimestamp(self.context.clock.time(), UTC)
+
+    def _alive_until(self) -> datetime:
+        return self._now() + timedelta(seconds=self._alive_window)
+
+    def _set(self, **changes: Any) -> None:
+        assert self._call is not None
+        self._call = msgspec.structs.replace(self._call, **changes)
+
+    def _record(self) -> CallRecord:
+        assert self._call is not None
+        return msgspec.structs.replace(self._call, participants=list(self._people.values()))
+
+    async def _save(self) -> None:
+        self._call = self._record()
+        await self._ports.store.save(self._call, self._alive_until())
+
+    def _arm_heartbeat(self) -> None:
+        if self._heartbeat_timer is None:
+            self._heartbeat_timer = self.context.schedule(self._heartbeat_every, Heartbeat())
+
+    async def _beat(self) -> None:
+        self._heartbeat_timer = None
+        if self._call is None or self._call.state == "ended":
+            return
+        self._arm_heartbeat()
+        await self._emit(self._ports.store.touch(self.key, self._alive_until()))
+
+    async def _to_joined(self, event: str, value: msgspec.Struct, but: str | None = None) -> None:
+        data = _wire(value)
+        for p in self._people.values():
+            if p.state == "joined" and p.user_id != but and p.device_id is not None:
+                await self._emit(self._ports.sessions.to_session(p.device_id, event, data))
+
+    async def _emit(self, action: Any) -> None:
+        # Best effort: the call is saved; a lost emit or notification must not undo it.
+        try:
+            await action
+        except Exception:
+            self.context.log.warning("call %s: side effect failed", self.key, exc_info=True)
+
