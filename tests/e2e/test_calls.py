@@ -17,7 +17,7 @@ import aiohttp
 import pytest
 import pytest_asyncio
 
-from tests.e2e.conftest import JWT_SECRET, _lifted_route_limits
+from tests.e2e.conftest import sibling_server
 from tests.e2e.live import Account, Live, signup
 from tests.support.polling import eventually
 from tests.support.server import HubbubProcess
@@ -186,23 +186,16 @@ async def test_a_group_call_in_a_room(http: aiohttp.ClientSession, sockets: Any)
 # -- a server of our own: a 1 s ring timeout, STUN and TURN configured -------------------------
 
 @pytest.fixture(scope="module")
-def short_ring(server_dsn: str, redis_url: str, hubbub: HubbubProcess) -> Iterator[HubbubProcess]:
-    # The shared server's database (migrated by `hubbub`); its own Redis prefix.
-    server = HubbubProcess({
-        "DATABASE_URL": server_dsn,
-        "REDIS_URL": redis_url,
-        "REDIS_KEY_PREFIX": f"hubbub-e2e-calls:{uuid.uuid4().hex[:8]}:",
-        "JWT_SECRET": JWT_SECRET,
-        "RATE_LIMIT_PER_MINUTE": "100000",
-        "RATE_LIMIT_ROUTES": _lifted_route_limits(100_000),
-        "CALL_RING_TIMEOUT": "1",
-        "STUN_URLS": "stun:stun1.example.test:3478, stun:stun2.example.test:3478",
-        "TURN_URLS": "turn:turn.example.test:3478?transport=udp",
-        "TURN_SECRET": TURN_SECRET,
-        "TURN_CREDENTIAL_TTL": "600",
-    }).start()
-    yield server
-    assert server.stop() == 0
+def short_ring(hubbub: HubbubProcess) -> Iterator[HubbubProcess]:
+    with sibling_server(
+        hubbub,
+        CALL_RING_TIMEOUT="1",
+        STUN_URLS="stun:stun1.example.test:3478, stun:stun2.example.test:3478",
+        TURN_URLS="turn:turn.example.test:3478?transport=udp",
+        TURN_SECRET=TURN_SECRET,
+        TURN_CREDENTIAL_TTL="600",
+    ) as server:
+        yield server
 
 
 @pytest_asyncio.fixture

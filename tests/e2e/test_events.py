@@ -17,6 +17,7 @@ import pytest_asyncio
 from aiokafka import AIOKafkaConsumer
 
 from protocols.events import EventEnvelope
+from tests.e2e.conftest import sibling_server
 from tests.support.databases import create_database, drop_database
 from tests.support.kafka_mock import first_broker, mock_kafka_cluster
 from tests.support.polling import eventually
@@ -77,20 +78,19 @@ def kafka_bootstrap() -> Iterator[str]:
 
 
 @pytest_asyncio.fixture(scope="module")
-async def kafka_server(admin_pg_dsn: str, kafka_bootstrap: str) -> AsyncIterator[HubbubProcess]:
+async def kafka_dsn(admin_pg_dsn: str) -> AsyncIterator[str]:
+    # Its own database: the relay publishing to Kafka must be this server's.
     dsn = await create_database(admin_pg_dsn, prefix="hubbub_e2e_kafka")
-    server = HubbubProcess({
-        "DATABASE_URL": dsn,
-        "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
-        "JWT_SECRET": "e2e-kafka-secret-" + uuid.uuid4().hex,
-    })
-    await asyncio.to_thread(server.start)
-    try:
+    yield dsn
+    await drop_database(admin_pg_dsn, dsn)
+
+
+@pytest.fixture(scope="module")
+def kafka_server(hubbub: HubbubProcess, kafka_dsn: str,
+                 kafka_bootstrap: str) -> Iterator[HubbubProcess]:
+    with sibling_server(hubbub, DATABASE_URL=kafka_dsn, REDIS_URL="",
+                        KAFKA_BOOTSTRAP_SERVERS=kafka_bootstrap) as server:
         yield server
-    finally:
-        code = await asyncio.to_thread(server.stop)
-        await drop_database(admin_pg_dsn, dsn)
-    assert code == 0, "hubbub did not shut down cleanly on SIGTERM"
 
 
 async def test_kafka_server_publishes_follows_to_the_users_topic(

@@ -8,7 +8,6 @@ the API against a deadline.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -16,7 +15,7 @@ import aiohttp
 import pytest
 import pytest_asyncio
 
-from tests.e2e.conftest import JWT_SECRET, _lifted_route_limits
+from tests.e2e.conftest import sibling_server
 from tests.support.accounts import Account, signup
 from tests.support.databases import create_database, drop_database
 from tests.support.polling import eventually
@@ -81,19 +80,12 @@ async def small_threshold_dsn(admin_pg_dsn: str) -> AsyncIterator[str]:
 
 
 @pytest.fixture(scope="module")
-def threshold_server(small_threshold_dsn: str, redis_url: str) -> Iterator[HubbubProcess]:
-    server = HubbubProcess({
-        "DATABASE_URL": small_threshold_dsn,
-        "REDIS_URL": redis_url,
-        "REDIS_KEY_PREFIX": f"hubbub-e2e-feed:{uuid.uuid4().hex[:8]}:",
-        "JWT_SECRET": JWT_SECRET,
-        "RATE_LIMIT_PER_MINUTE": "100000",
-        "RATE_LIMIT_ROUTES": _lifted_route_limits(100_000),
-        "FEED_PUSH_THRESHOLD": "2",
-        "FEED_POPULAR_TTL": "1",
-    }).start()
-    yield server
-    assert server.stop() == 0
+def threshold_server(small_threshold_dsn: str,
+                     hubbub: HubbubProcess) -> Iterator[HubbubProcess]:
+    # Its own database: the event consumers that do the fan-out must be this server's.
+    with sibling_server(hubbub, DATABASE_URL=small_threshold_dsn, FEED_PUSH_THRESHOLD="2",
+                        FEED_POPULAR_TTL="1") as server:
+        yield server
 
 
 @pytest_asyncio.fixture

@@ -16,7 +16,7 @@ import pytest
 import pytest_asyncio
 from PIL import Image
 
-from tests.e2e.conftest import JWT_SECRET
+from tests.e2e.conftest import sibling_server
 from tests.support.images import (
     ELF_HEADER,
     EXE_HEADER,
@@ -276,17 +276,13 @@ def s3_endpoint() -> Iterator[S3Endpoint]:
 
 
 @pytest.fixture(scope="module")
-def s3_hubbub(server_dsn: str, s3_endpoint: S3Endpoint,
+def s3_hubbub(s3_endpoint: S3Endpoint,
               hubbub: HubbubProcess) -> Iterator[HubbubProcess]:
     """Shares the shared server's database (so its migrations are done) but stores media in
     a fresh bucket that it must create at start."""
-    server = HubbubProcess({
-        "DATABASE_URL": server_dsn, "JWT_SECRET": JWT_SECRET, "REDIS_URL": "",
-        "RATE_LIMIT_PER_MINUTE": "100000",
-        **s3_endpoint.env(f"hubbub-e2e-{uuid.uuid4().hex[:10]}"),
-    }).start()
-    yield server
-    assert server.stop() == 0
+    with sibling_server(hubbub, REDIS_URL="",
+                        **s3_endpoint.env(f"hubbub-e2e-{uuid.uuid4().hex[:10]}")) as server:
+        yield server
 
 
 @pytest_asyncio.fixture

@@ -16,7 +16,7 @@ import aiohttp
 import pytest
 import pytest_asyncio
 
-from tests.e2e.conftest import JWT_SECRET
+from tests.e2e.conftest import sibling_server
 from tests.e2e.test_users_graph import PASSWORD, Account, call, signup
 from tests.support.images import png
 from tests.support.server import HubbubProcess
@@ -296,11 +296,10 @@ async def test_metrics_views_and_user_stats(http: aiohttp.ClientSession) -> None
 
 
 @pytest.fixture(scope="module")
-def strict(server_dsn: str) -> Iterator[HubbubProcess]:
-    server = HubbubProcess({"DATABASE_URL": server_dsn, "JWT_SECRET": JWT_SECRET,
-                            "POSTS_PER_DAY": "3"}).start()
-    yield server
-    assert server.stop() == 0
+def strict(hubbub: HubbubProcess) -> Iterator[HubbubProcess]:
+    with sibling_server(hubbub, POSTS_PER_DAY="3", REDIS_URL="", RATE_LIMIT_PER_MINUTE="",
+                        RATE_LIMIT_ROUTES="") as server:
+        yield server
 
 
 @pytest_asyncio.fixture

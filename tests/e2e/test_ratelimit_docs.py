@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
-from collections.abc import AsyncIterator
+from collections.abc import Iterator
 
 import aiohttp
+import pytest
 import pytest_asyncio
 
+from tests.e2e.conftest import sibling_server
 from tests.support.server import HubbubProcess
 
 ANY_ID = "01890a5d-ac96-774b-bcce-b302099a8057"
@@ -120,23 +121,12 @@ async def test_shared_server_limits_through_redis(http: aiohttp.ClientSession) -
         assert int(response.headers["RateLimit-Remaining"]) < 100000
 
 
-@pytest_asyncio.fixture
-async def strict_server(
-    server_dsn: str, redis_url: str, clean_redis_prefix: str
-) -> AsyncIterator[HubbubProcess]:
-    """A second server allowing 5 requests per minute per client."""
-    server = HubbubProcess({
-        "DATABASE_URL": server_dsn,
-        "REDIS_URL": redis_url,
-        "REDIS_KEY_PREFIX": clean_redis_prefix,
-        "JWT_SECRET": "x" * 32,
-        "RATE_LIMIT_PER_MINUTE": "5",
-    })
-    await asyncio.to_thread(server.start)
-    try:
+@pytest.fixture
+def strict_server(hubbub: HubbubProcess, clean_redis_prefix: str) -> Iterator[HubbubProcess]:
+    """A second server allowing 5 requests per minute per client (and the routes' own)."""
+    with sibling_server(hubbub, REDIS_KEY_PREFIX=clean_redis_prefix,
+                        RATE_LIMIT_PER_MINUTE="5", RATE_LIMIT_ROUTES="") as server:
         yield server
-    finally:
-        assert await asyncio.to_thread(server.stop) == 0
 
 
 async def test_the_sixth_request_in_a_minute_is_429(strict_server: HubbubProcess) -> None:
