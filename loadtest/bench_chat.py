@@ -33,12 +33,9 @@ import asyncio
 import json
 import os
 import random
-import secrets
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
@@ -47,27 +44,14 @@ from typing import Any
 
 import aiohttp
 import asyncpg
-import jwt
 import psutil
-import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench import (  # the sibling script, for its server helpers
-    ROOT,
-    create_database,
-    drop_database,
-    free_port,
-    reachable,
-    rss,
-    stop_server,
-    tail,
-    wait_ready,
-)
+from harness import ROOT, UNLIMITED, BenchServer, mint_token, rss, tail
 
 CONNECT_CONCURRENCY = 50  # handshakes in flight per worker during the ramp-up
 DRAIN_SECONDS = 3.0  # after the send window, for deliveries still in flight
 WORKER_DEADLINE = 120.0  # beyond the window: a worker that takes longer is killed
-UNLIMITED = "1000000"
 
 
 @dataclass
@@ -274,13 +258,6 @@ def worker_main(plan_path: str) -> None:
 
 # -- the parent: server, seed, workers, report -------------------------------------------------
 
-def mint(secret: str, user_id: str) -> str:
-    now = int(time.time())
-    return jwt.encode({"iss": "hubbub", "aud": "hubbub-api", "sub": user_id, "role": "user",
-                       "iat": now, "nbf": now, "exp": now + 3600, "jti": str(uuid.uuid4())},
-                      secret, algorithm="HS256")
-
-
 async def seed(dsn: str, base_url: str, secret: str, options: Options) -> list[Seat]:
     from protocols.ids import new_id  # the bench runs from the repository
 
@@ -293,7 +270,7 @@ async def seed(dsn: str, base_url: str, secret: str, options: Options) -> list[S
                      for i, u in enumerate(users)])
     finally:
         await conn.close()
-    tokens = {u: mint(secret, u) for u in users}
+    tokens = {u: mint_token(secret, u) for u in users}
     seats: list[Seat] = []
     async with aiohttp.ClientSession(base_url=base_url) as http:
         for start in range(0, len(users), options.room_size):
@@ -320,36 +297,15 @@ def percentile(values: list[float], fraction: float) -> float:
 
 def main() -> int:
     options = Options.from_env()
-    workdir = Path(tempfile.mkdtemp(prefix="hubbub-bench-chat-"))
-    secret = secrets.token_hex(32)
-    port = free_port()
-    base_url = f"http://127.0.0.1:{port}"
-    if not reachable(options.postgres_url, 5432):
-        print(f"no Postgres at {options.postgres_url}: bench-chat needs one", file=sys.stderr)
-        return 2
-    dsn = asyncio.run(create_database(options.postgres_url))
-    prefix = f"hubbub-bench-chat:{uuid.uuid4().hex[:8]}:"
-    use_redis = reachable(options.redis_url, 6379)
-    env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port), "NODE_ID": "bench-chat",
-           "DATA_DIR": str(workdir / "var"), "LOG_LEVEL": options.log_level,
-           "JWT_SECRET": secret, "DATABASE_URL": dsn,
-           "REDIS_URL": options.redis_url if use_redis else "",
-           "REDIS_KEY_PREFIX": prefix, "KAFKA_BOOTSTRAP_SERVERS": "", "S3_ENDPOINT_URL": "",
-           "RATE_LIMIT_PER_MINUTE": UNLIMITED,
-           "RATE_LIMIT_ROUTES": f"chat.create_room={UNLIMITED}", "PYTHONUNBUFFERED": "1"}
-    log_path = workdir / "server.log"
-    server: subprocess.Popen[bytes] | None = None
+    bench = BenchServer("bench-chat", options.postgres_url, options.redis_url)
+    workdir = bench.workdir
     workers: list[subprocess.Popen[bytes]] = []
     try:
-        with log_path.open("wb") as log:
-            server = subprocess.Popen([sys.executable, "-m", "server.cli", "serve"], env=env,
-                                      stdout=log, stderr=subprocess.STDOUT,
-                                      stdin=subprocess.DEVNULL, cwd=ROOT)
-        print(f"starting hubbub on {base_url} (redis: {'yes' if use_redis else 'no'}) ...",
-              flush=True)
-        wait_ready(server, base_url, log_path)
-        proc = psutil.Process(server.pid)
-        seats = asyncio.run(seed(dsn, base_url, secret, options))
+        base_url = bench.start(options.log_level,
+                               RATE_LIMIT_ROUTES=f"chat.create_room={UNLIMITED}")
+        assert bench.process is not None
+        proc = psutil.Process(bench.process.pid)
+        seats = asyncio.run(seed(bench.database_dsn, base_url, bench.secret, options))
         print(f"seeded {len(seats)} users in {len(seats) // options.room_size} rooms; "
               f"connecting them from {options.procs} worker processes ...", flush=True)
         rss_before = rss(proc)
@@ -393,27 +349,18 @@ def main() -> int:
         rss_end = rss(proc)
         report(options, connected, ramp, results, rss_before, rss_connected, rss_end,
                (cpu_after.user + cpu_after.system) - (cpu_before.user + cpu_before.system),
-               use_redis)
-        code, took = stop_server(server)
+               bench.redis_used)
+        code, took = bench.stop()
         print(f"server stopped on SIGTERM in {took:.1f}s with exit code {code}")
+        if code != 0:
+            print(tail(bench.log_path), file=sys.stderr)
         return 0 if code == 0 else 1
     finally:
         for worker in workers:
             if worker.poll() is None:
                 worker.kill()
                 worker.wait()
-        if server is not None and server.poll() is None:
-            stop_server(server)
-        asyncio.run(drop_database(options.postgres_url, dsn))
-        if use_redis:
-            client = redis.Redis.from_url(options.redis_url)
-            try:
-                keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
-                if keys:
-                    client.delete(*keys)
-            finally:
-                client.close()
-        shutil.rmtree(workdir, ignore_errors=True)
+        bench.close()
 
 
 def report(options: Options, connected: int, ramp: float, results: list[WorkerResult],

