@@ -32,21 +32,20 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import random
 import statistics
 import subprocess
 import sys
 import time
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import asyncpg
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from chat_client import Client, Seat, WorkerPlan, WorkerResult
 from harness import ROOT, UNLIMITED, BenchServer, mint_token, rss, tail
 
 CONNECT_CONCURRENCY = 50  # handshakes in flight per worker during the ramp-up
@@ -79,142 +78,6 @@ class Options:
             or "postgresql://postgres@127.0.0.1:5432/postgres",
             redis_url=env("BENCH_REDIS_URL", "") or "redis://127.0.0.1:6379/0",
         )
-
-
-@dataclass
-class Seat:
-    token: str
-    room_id: str
-
-
-@dataclass
-class WorkerPlan:
-    url: str
-    seats: list[Seat]
-    seconds: float
-    rate: float
-
-
-@dataclass
-class WorkerResult:
-    connected: int = 0
-    failed_connects: int = 0
-    sent: int = 0
-    acked: int = 0
-    errors: dict[str, int] = field(default_factory=dict)
-    delivered: int = 0  # message:new received for messages sent in the window
-    latencies_ms: list[float] = field(default_factory=list)
-    disconnects: int = 0
-
-
-# -- the worker: bare Engine.IO/Socket.IO clients ---------------------------------------------
-
-class Client:
-    """One socket: `40{auth}` to connect, `42<id>[event, data]` to emit with an ack, answers
-    Engine.IO pings (`2` -> `3`), records `message:new` latencies and acks."""
-
-    def __init__(self, seat: Seat, result: WorkerResult) -> None:
-        self.seat = seat
-        self.result = result
-        self.ws: aiohttp.ClientWebSocketResponse | None = None
-        self.next_id = 0
-        self.pending: dict[int, asyncio.Future[Any]] = {}
-        self.window: tuple[float, float] = (0.0, 0.0)  # send times counted, unix seconds
-        self.reader: asyncio.Task[None] | None = None
-        self.closing = False
-
-    async def connect(self, session: aiohttp.ClientSession, url: str) -> None:
-        ws = await session.ws_connect(f"{url}/socket.io/?EIO=4&transport=websocket",
-                                      max_msg_size=0, autoping=True)
-        self.ws = ws
-        opening = await ws.receive_str(timeout=30)
-        assert opening.startswith("0{"), opening
-        await ws.send_str("40" + json.dumps({"token": self.seat.token}))
-        answer = await ws.receive_str(timeout=30)
-        if not answer.startswith("40"):
-            raise ConnectionError(f"refused: {answer[:200]}")
-        self.reader = asyncio.get_running_loop().create_task(self._read())
-        ack = await self.emit("room:join", {"room_id": self.seat.room_id})
-        if not ack.get("ok"):
-            raise ConnectionError(f"room:join refused: {ack}")
-
-    async def emit(self, event: str, data: Any, timeout: float = 30) -> Any:
-        assert self.ws is not None
-        self.next_id += 1
-        ack_id = self.next_id
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self.pending[ack_id] = future
-        await self.ws.send_str(f"42{ack_id}" + json.dumps([event, data]))
-        try:
-            return await asyncio.wait_for(future, timeout)
-        finally:
-            self.pending.pop(ack_id, None)
-
-    async def _read(self) -> None:
-        assert self.ws is not None
-        async for frame in self.ws:
-            if frame.type != aiohttp.WSMsgType.TEXT:
-                break
-            data: str = frame.data
-            if data == "2":
-                await self.ws.send_str("3")
-            elif data.startswith("42["):
-                event, payload = json.loads(data[2:])
-                if event == "message:new":
-                    self._delivered(payload["message"]["text"])
-            elif data.startswith("43"):
-                bracket = data.index("[")
-                future = self.pending.get(int(data[2:bracket]))
-                if future is not None and not future.done():
-                    future.set_result(json.loads(data[bracket:])[0])
-            elif data.startswith("1") or data.startswith("41"):
-                break
-        if not self.closing:
-            self.result.disconnects += 1  # the server hung up on us
-
-    def _delivered(self, text: str) -> None:
-        sent_ns = int(text.split(" ", 1)[0])
-        sent = sent_ns / 1e9
-        if self.window[0] <= sent < self.window[1]:
-            self.result.delivered += 1
-            self.result.latencies_ms.append((time.time_ns() - sent_ns) / 1e6)
-
-    async def send_for(self, start: float, seconds: float, rate: float) -> None:
-        """Send at `rate` per second from a random phase, until start + seconds."""
-        interval = 1.0 / rate
-        due = start + random.random() * interval
-        end = start + seconds
-        sends = []
-        while due < end:
-            delay = due - time.time()
-            if delay > 0:
-                await asyncio.sleep(delay)  # pacing the load, not synchronising a test
-            sends.append(asyncio.ensure_future(self._send_one()))
-            due += interval
-        if sends:
-            await asyncio.gather(*sends)
-
-    async def _send_one(self) -> None:
-        self.result.sent += 1
-        text = f"{time.time_ns()} {uuid.uuid4().hex[:8]}"
-        try:
-            ack = await self.emit("message:send", {"room_id": self.seat.room_id,
-                                                   "client_id": uuid.uuid4().hex, "text": text})
-        except (TimeoutError, ConnectionError, aiohttp.ClientError) as exc:
-            code = type(exc).__name__
-        else:
-            if ack.get("ok"):
-                self.result.acked += 1
-                return
-            code = ack.get("error", {}).get("code", "unknown")
-        self.result.errors[code] = self.result.errors.get(code, 0) + 1
-
-    async def close(self) -> None:
-        self.closing = True
-        if self.ws is not None:
-            await self.ws.close()
-        if self.reader is not None:
-            await asyncio.gather(self.reader, return_exceptions=True)
 
 
 async def run_worker(plan: WorkerPlan) -> WorkerResult:
