@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
+import msgspec
 import pytest
 import pytest_asyncio
 
@@ -193,8 +194,13 @@ async def test_room_views_lists_and_unread_counts(db_pool: asyncpg.Pool) -> None
     quiet = await directory.create_group(new_id(), ann, [bob], "quiet")
     busy = await directory.create_group(new_id(), ann, [bob, cat], "busy")
     third, _ = await directory.create_direct(ann, cat)
+    # Message times from the database clock, so they are surely later than the rooms'
+    # creation (a drifting client clock must not reorder the page below).
+    base = await db_pool.fetchval("SELECT clock_timestamp()")
     for seq, sender in enumerate([bob, cat, ann, bob], start=1):
-        last = await store.append(draft(busy.id, seq, sender))
+        message = msgspec.structs.replace(draft(busy.id, seq, sender),
+                                          created_at=base + timedelta(milliseconds=seq))
+        last = await store.append(message)
     view = await directory.room(busy.id, ann)
     assert view is not None and view.last_seq == 4 and view.last_message == last
     assert view.unread_count == 1  # ann sent seq 3, which reads everything before it
