@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from actors.actor import Actor, ActorContext
 from actors.errors import ActorCrashed, Rejected
+from protocols.cluster import Activate
 
 if TYPE_CHECKING:
     from actors.clock import Timer
@@ -27,6 +28,7 @@ ActorFactory = Callable[[str, ActorContext], Actor]
 class Envelope:
     message: Any
     reply: asyncio.Future[Any] | None = None
+    deadline: float | None = None  # loop time after which the asker no longer waits
 
 
 class Activation:
@@ -44,6 +46,10 @@ class Activation:
         self.idle_timer: Timer | None = None
         self.waiting_senders = 0  # tells blocked on a full mailbox
         self.restarts = 0
+        # Handed over: this node no longer owns the key. The message in hand finishes; the
+        # rest of the mailbox is forwarded to the new owner (`retired` once that is done).
+        self.moving = False
+        self.retired = False
         # A passivated predecessor still flushing in on_stop: wait before loading state.
         self._predecessor = predecessor
 
@@ -62,11 +68,21 @@ class Activation:
                 self._drain(), name=f"actor:{self.ref.kind}/{self.ref.key}")
 
     async def _drain(self) -> None:
-        while not self.mailbox.empty():
+        while not self.mailbox.empty() and not self.moving:
             envelope = self.mailbox.get_nowait()
             await self._handle(envelope)
             self.system.stats.processed += 1
-        self.system._went_idle(self)
+        if self.moving:
+            self.system._retire(self)
+        else:
+            self.system._went_idle(self)
+
+    def take_all(self) -> list[Envelope]:
+        """Empty the mailbox (a retiring activation forwards what it had not handled)."""
+        taken = []
+        while not self.mailbox.empty():
+            taken.append(self.mailbox.get_nowait())
+        return taken
 
     async def _start(self) -> Actor:
         if self._predecessor is not None:
@@ -81,7 +97,9 @@ class Activation:
         reply = envelope.reply
         try:
             actor = self.actor or await self._start()
-            result = await actor.receive(envelope.message)
+            # Activate only makes sure the actor is live (on_start re-armed its timers).
+            result = None if isinstance(envelope.message, Activate) else \
+                await actor.receive(envelope.message)
         except Rejected as refusal:
             if reply is not None and not reply.done():
                 reply.set_exception(refusal)

@@ -35,3 +35,13 @@ class Rejected(ActorError):
         super().__init__(message or code)
         self.code = code
         self.message = message or code
+
+
+class Unavailable(ActorError):
+    """The actor could not be reached: its node is gone or leaving and the cluster has not
+    settled on a new owner yet. Nothing was done; retry after `retry_after` seconds (asks are
+    retried by the caller, idempotently)."""
+
+    def __init__(self, message: str = "", retry_after: float = 1.0) -> None:
+        super().__init__(message or "actor unavailable")
+        self.retry_after = retry_after

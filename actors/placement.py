@@ -24,12 +24,27 @@ class Placement(Protocol):
 
 
 class RemoteDelivery(Protocol):
-    async def deliver(self, node: str, kind: str, key: str, message: Any) -> None:
-        """Send a tell to an actor hosted on another node (at most once)."""
+    """Messages to actors hosted on other nodes (actors/remote.py states the semantics)."""
+
+    def knows(self, message: Any) -> bool:
+        """Whether `message` can travel to another node (its type is registered)."""
         ...
 
-    async def ask(self, node: str, kind: str, key: str, message: Any, timeout: float) -> Any:
-        """Ask an actor hosted on another node; same errors as a local ask."""
+    async def deliver(self, node: str, kind: str, key: str, message: Any,
+                      hops: int = 0) -> None:
+        """Send a tell (at most once). Raises actors.errors.Unavailable when `node` is not
+        listening: nothing was delivered, the caller may route again."""
+        ...
+
+    def deliver_nowait(self, node: str, kind: str, key: str, message: Any) -> None:
+        """Queue a tell without waiting; raises MailboxFull when the outbound queue is
+        full. A tell that then reaches nobody is handed back to be routed again."""
+        ...
+
+    async def ask(self, node: str, kind: str, key: str, message: Any, timeout: float,
+                  hops: int = 0) -> Any:
+        """Ask an actor hosted on another node; same errors as a local ask, plus
+        Unavailable when `node` is not listening."""
         ...
 
 

@@ -9,6 +9,14 @@ arrival order; bounded mailboxes (`tell` waits for room, `tell_nowait` raises Ma
 asks always time out; a crash is logged, answered with ActorCrashed and the actor is rebuilt
 from storage; actors idle for `idle_timeout` seconds (and with no pending timers) are
 passivated: on_stop runs and they are dropped from memory until their next message.
+
+In a cluster the placement names the one node that hosts each key and `remote` carries
+messages there (actors/remote.py). When the membership view changes (`view_changed`), every
+local activation whose key moved is handed over: it finishes the message in hand, forwards
+the rest of its mailbox to the new owner, runs on_stop, and (if it had timers to keep) tells
+the new owner to activate, which reloads its state from storage. A send that finds its node
+gone waits for the next view and goes to the new owner; an ask that still cannot be served
+raises Unavailable with a retry hint.
 """
 
 from __future__ import annotations
@@ -16,15 +24,18 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from actors.activation import Activation, ActorFactory, Envelope
 from actors.actor import Actor, ActorContext
 from actors.clock import Clock, LoopClock
-from actors.errors import ActorError, ActorStopped, AskTimeout, MailboxFull
+from actors.errors import ActorError, ActorStopped, AskTimeout, MailboxFull, Unavailable
 from actors.placement import LocalPlacement, Placement, RemoteDelivery
 from actors.ref import ActorRef
+from actors.remote import MAX_HOPS
+from protocols.cluster import Activate
 
 log = logging.getLogger("hubbub.actors")
 A = TypeVar("A", bound=Actor)
@@ -36,6 +47,8 @@ class RuntimeStats:
     restarts: int = 0
     activations: int = 0  # ever created
     passivations: int = 0
+    handovers: int = 0  # activations stopped here because their key moved to another node
+    forwarded: int = 0  # messages passed on to the owner after arriving here
 
 
 @dataclass(frozen=True)
@@ -48,6 +61,15 @@ class Snapshot:
     restarts: int = 0
     activations: int = 0
     passivations: int = 0
+    handovers: int = 0
+    forwarded: int = 0
+
+
+# Seconds a tell keeps trying to reach an actor whose node is gone (covers the membership
+# timeout, after which the key has a new owner).
+REMOTE_RETRY_WINDOW = 8.0
+# Seconds an inbound ask from another node may wait when it carries no deadline of its own.
+DEFAULT_FORWARD_TIMEOUT = 5.0
 
 
 class ActorSystem:
@@ -63,8 +85,12 @@ class ActorSystem:
         self._factories: dict[str, tuple[type[Actor], ActorFactory]] = {}
         self._live: dict[tuple[str, str], Activation] = {}
         self._stopping: dict[tuple[str, str], asyncio.Task[None]] = {}  # passivating
-        self._background: set[asyncio.Task[None]] = set()  # timer tells waiting for room
+        self._background: set[asyncio.Task[Any]] = set()  # sends waiting for room or a view
         self._closed = False
+        self._view_event = asyncio.Event()  # set (and replaced) at each view change
+        # Set by the cluster wiring: re-read the membership view now (a send found its node
+        # gone, or another node has seen a newer view).
+        self.refresh_view: Callable[[], None] | None = None
 
     # -- registration and addressing --------------------------------------------------
 
@@ -113,22 +139,29 @@ class ActorSystem:
             raise ActorError(f"{ref} is placed on {node} but no remote delivery is configured")
         return node
 
+    @property
+    def view_version(self) -> int:
+        view = getattr(self.placement, "view", None)
+        return view.version if view is not None else 0
+
     async def _deliver(self, ref: ActorRef, message: Any, reply: asyncio.Future[Any] | None,
-                       wait_for_room: bool) -> None:
+                       wait_for_room: bool, deadline: float | None = None) -> None:
         self._check_open()
-        node = self._remote_node(ref)
-        if node is not None:
-            assert self.remote is not None and reply is None
-            await self.remote.deliver(node, ref.kind, ref.key, message)
+        if reply is None and self._remote_node(ref) is not None:
+            await self._tell_remote(ref, message)
             return
         activation = self._activation(ref)
-        envelope = Envelope(message, reply)
+        envelope = Envelope(message, reply, deadline)
         if activation.mailbox.full() and wait_for_room:
             activation.waiting_senders += 1
             try:
                 await activation.mailbox.put(envelope)
             finally:
                 activation.waiting_senders -= 1
+            if activation.retired:  # it moved while we waited: what we put is stranded
+                for stranded in activation.take_all():
+                    self._forward(ref, stranded)
+                return
         else:
             try:
                 activation.mailbox.put_nowait(envelope)
@@ -136,10 +169,46 @@ class ActorSystem:
                 raise MailboxFull(f"{ref} mailbox is full ({self.mailbox_size})") from None
         activation.wake()
 
+    async def _tell_remote(self, ref: ActorRef, message: Any, hops: int = 0) -> None:
+        """Tell the owner on another node; when it is gone, wait for the view that gives the
+        key a new owner (perhaps this node) and send there."""
+        assert self.remote is not None
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + REMOTE_RETRY_WINDOW
+        while True:
+            node = self._remote_node(ref)
+            if node is None:
+                await self._deliver(ref, message, None, wait_for_room=True)
+                return
+            try:
+                await self.remote.deliver(node, ref.kind, ref.key, message, hops)
+                return
+            except Unavailable:
+                if not await self._next_view(deadline - loop.time()):
+                    raise
+
+    async def _next_view(self, timeout: float) -> bool:
+        """Wait up to `timeout` seconds for the membership view to change (asking for a
+        fresh read first); False when it did not."""
+        if timeout <= 0:
+            return False
+        waiter = self._view_event
+        if self.refresh_view is not None:
+            self.refresh_view()
+        try:
+            async with asyncio.timeout(timeout):
+                await waiter.wait()
+        except TimeoutError:
+            return False
+        return True
+
     def _deliver_nowait(self, ref: ActorRef, message: Any) -> None:
         self._check_open()
-        if self._remote_node(ref) is not None:
-            raise ActorError("tell_nowait cannot reach a remote actor; use tell")
+        node = self._remote_node(ref)
+        if node is not None:
+            assert self.remote is not None
+            self.remote.deliver_nowait(node, ref.kind, ref.key, message)
+            return
         activation = self._activation(ref)
         try:
             activation.mailbox.put_nowait(Envelope(message))
@@ -148,29 +217,177 @@ class ActorSystem:
         activation.wake()
 
     def _deliver_from_timer(self, ref: ActorRef, message: Any) -> None:
-        if self._closed:
-            return
+        if self._closed or self._remote_node(ref) is not None:
+            return  # moved: the new owner re-arms its timers from storage
         try:
             self._deliver_nowait(ref, message)
         except MailboxFull:
             # A timer must not be lost to a momentarily full mailbox: wait for room.
-            task = asyncio.get_running_loop().create_task(ref.tell(message))
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
+            self._spawn(ref.tell(message))
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background_done)
+
+    def _background_done(self, task: asyncio.Task[Any]) -> None:
+        self._background.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("a background send failed: %s", task.exception())
 
     async def _ask(self, ref: ActorRef, message: Any, timeout: float) -> Any:
-        node = self._remote_node(ref)
-        if node is not None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while (node := self._remote_node(ref)) is not None:
             assert self.remote is not None
-            return await self.remote.ask(node, ref.kind, ref.key, message, timeout)
-        reply: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+            remaining = deadline - loop.time()
+            try:
+                return await self.remote.ask(node, ref.kind, ref.key, message,
+                                             max(remaining, 0.001))
+            except Unavailable:
+                # Its node is gone or leaving: the next view names a new owner.
+                if not await self._next_view(deadline - loop.time() - 0.05):
+                    raise
+        reply: asyncio.Future[Any] = loop.create_future()
         try:
-            async with asyncio.timeout(timeout):
-                await self._deliver(ref, message, reply, wait_for_room=True)
+            async with asyncio.timeout_at(deadline):
+                await self._deliver(ref, message, reply, wait_for_room=True, deadline=deadline)
                 return await reply
         except TimeoutError:
             raise AskTimeout(f"{ref} did not answer {type(message).__name__} within "
                              f"{timeout}s") from None
+
+    # -- the cluster: inbound messages, view changes and handover ---------------------------
+
+    def undelivered(self, kind: str, key: str, message: Any) -> None:
+        """A tell sent without waiting reached no node (its node is gone): send it again
+        once the view names the key's new owner."""
+        if not self._closed and kind in self._factories:
+            self._spawn(self._tell_remote(ActorRef(self, kind, key), message))
+
+    def accept_remote(self, kind: str, key: str, message: Any,
+                      reply: asyncio.Future[Any] | None, view: int, hops: int) -> None:
+        """A message from another node (actors.remote.LocalHost). Delivered here when this
+        node owns the key; otherwise passed on, after re-reading the view when the sender's
+        was newer. Raises ActorStopped / MailboxFull (the router answers the asker)."""
+        self._check_open()
+        if kind not in self._factories:
+            raise ActorError(f"actor kind {kind} is not registered")
+        ref = ActorRef(self, kind, key)
+        if self._remote_node(ref) is None:
+            if reply is None:
+                try:
+                    self._deliver_nowait(ref, message)
+                except MailboxFull:
+                    self._spawn(ref.tell(message))  # wait for room rather than drop
+                return
+            activation = self._activation(ref)
+            try:
+                activation.mailbox.put_nowait(Envelope(
+                    message, reply, asyncio.get_running_loop().time() + DEFAULT_FORWARD_TIMEOUT))
+            except asyncio.QueueFull:
+                raise MailboxFull(f"{ref} mailbox is full ({self.mailbox_size})") from None
+            activation.wake()
+            return
+        self.stats.forwarded += 1
+        self._spawn(self._pass_on(ref, message, reply, view, hops))
+
+    async def _pass_on(self, ref: ActorRef, message: Any, reply: asyncio.Future[Any] | None,
+                       view: int, hops: int) -> None:
+        if view > self.view_version:
+            await self._next_view(1.0)  # the sender knows a newer view: catch up first
+        if reply is None:
+            if hops >= MAX_HOPS:
+                log.warning("dropping %s for %s after %d hops", type(message).__name__, ref,
+                            hops)
+                return
+            await self._tell_remote(ref, message, hops + 1)
+            return
+        if hops >= MAX_HOPS:
+            reply.set_exception(Unavailable(f"{ref} is moving; retry", retry_after=0.5))
+            return
+        await self._pipe(self._ask(ref, message, DEFAULT_FORWARD_TIMEOUT), reply)
+
+    async def _pipe(self, ask: Any, reply: asyncio.Future[Any]) -> None:
+        try:
+            result = await ask
+        except Exception as exc:
+            if not reply.done():
+                reply.set_exception(exc)
+        else:
+            if not reply.done():
+                reply.set_result(result)
+
+    def view_hint(self, version: int) -> None:
+        """Another node has seen view `version`: re-read membership when ours is older."""
+        if version > self.view_version and self.refresh_view is not None:
+            self.refresh_view()
+
+    def view_changed(self) -> None:
+        """The placement adopted a new view: wake sends waiting for one, and hand over every
+        local activation whose key now belongs to another node."""
+        self._view_event.set()
+        self._view_event = asyncio.Event()
+        if self.remote is None:
+            return
+        for activation in list(self._live.values()):
+            if self._remote_node(activation.ref) is not None:
+                self._hand_over(activation)
+
+    def _hand_over(self, activation: Activation) -> None:
+        slot = (activation.ref.kind, activation.ref.key)
+        if self._live.get(slot) is activation:
+            del self._live[slot]
+        activation.moving = True
+        self.stats.handovers += 1
+        if activation.idle_timer is not None:
+            activation.idle_timer.cancel()
+            activation.idle_timer = None
+        if activation.task is None or activation.task.done():
+            self._retire(activation)
+        # else: its drain task retires it after the message in hand.
+
+    def _retire(self, activation: Activation) -> None:
+        """Forward what the moved activation had not handled, then stop it."""
+        if activation.retired:
+            return
+        activation.retired = True
+        for envelope in activation.take_all():
+            self._forward(activation.ref, envelope)
+        keep_alive = activation.context.has_timers
+        slot = (activation.ref.kind, activation.ref.key)
+        task = asyncio.get_running_loop().create_task(self._stop_moved(activation, keep_alive))
+        self._stopping[slot] = task
+        task.add_done_callback(lambda t: self._stopping.pop(slot, None)
+                               if self._stopping.get(slot) is t else None)
+
+    async def _stop_moved(self, activation: Activation, keep_alive: bool) -> None:
+        await activation.stop()
+        if keep_alive and not self._closed:
+            # It had timers to keep (presence heartbeats, a ringing call): the new owner
+            # activates now, after our on_stop flushed, and re-arms them from storage.
+            try:
+                await activation.ref.tell(Activate())
+            except ActorError:
+                log.warning("%s moved but its new owner could not be woken", activation.ref)
+
+    def _forward(self, ref: ActorRef, envelope: Envelope) -> None:
+        """Send a message that reached this node's old activation on to the owner."""
+        message = envelope.message
+        known = getattr(self.remote, "knows", None)
+        if known is not None and not known(message):
+            # The actor's own timer messages: the new owner re-arms its timers on start.
+            if envelope.reply is not None and not envelope.reply.done():
+                envelope.reply.set_exception(Unavailable(f"{ref} moved", retry_after=0.2))
+            return
+        self.stats.forwarded += 1
+        if envelope.reply is None:
+            self._spawn(ref.tell(message))
+            return
+        loop = asyncio.get_running_loop()
+        remaining = (envelope.deadline or loop.time() + DEFAULT_FORWARD_TIMEOUT) - loop.time()
+        self._spawn(self._pipe(self._ask(ref, message, max(remaining, 0.001)),
+                               envelope.reply))
 
     # -- passivation and shutdown ------------------------------------------------------
 
@@ -234,4 +451,5 @@ class ActorSystem:
         return Snapshot(live=dict(live), mailbox_depth=dict(depth),
                         processed=self.stats.processed, restarts=self.stats.restarts,
                         activations=self.stats.activations,
-                        passivations=self.stats.passivations)
+                        passivations=self.stats.passivations,
+                        handovers=self.stats.handovers, forwarded=self.stats.forwarded)

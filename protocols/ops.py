@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from protocols.base import Outbound
+from protocols.cluster import ClusterInfo
 
 
 class Health(Outbound):
@@ -21,3 +22,4 @@ class Info(Outbound):
     started_at: str
     uptime_seconds: float
     adapters: dict[str, str]
+    cluster: ClusterInfo | None = None

@@ -1,6 +1,9 @@
 """Wire the actor system into the app: one ActorSystem per app under ACTOR_SYSTEM, stopped
 gracefully on shutdown, with its counters exported on /metrics.
 
+In a cluster (REDIS_URL set), server/cluster/wiring.py swaps in the cluster placement and
+remote delivery before anything is sent.
+
 `setup_actors(app)` must run before any area registers its actor kinds (they call
 `app[ACTOR_SYSTEM].register(...)` in their own setup) and after the database and Redis
 cleanup contexts are appended: contexts are torn down in reverse, so the system drains its
@@ -67,13 +70,15 @@ def setup_actors(app: web.Application) -> ActorSystem:
     )
     app[ACTOR_SYSTEM] = system
     app[METRICS].registry.register(ActorCollector(system))
-
-    async def actors_ctx(app: web.Application) -> AsyncIterator[None]:
-        yield
-        await system.stop(timeout=STOP_TIMEOUT)
-        snap = system.snapshot()
-        log.info("actor system stopped", extra={"processed": snap.processed,
-                                                "restarts": snap.restarts})
-
     app.cleanup_ctx.append(actors_ctx)
     return system
+
+
+async def actors_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Stops the actor system on shutdown: mailboxes drain, live actors flush (on_stop)."""
+    yield
+    system = app[ACTOR_SYSTEM]
+    await system.stop(timeout=STOP_TIMEOUT)
+    snap = system.snapshot()
+    log.info("actor system stopped", extra={"processed": snap.processed,
+                                            "restarts": snap.restarts})

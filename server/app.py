@@ -8,6 +8,7 @@ from server.actors_wiring import setup_actors
 from server.auth.wiring import setup_auth
 from server.calls.wiring import setup_calls
 from server.chat.wiring import setup_chat
+from server.cluster.wiring import setup_cluster
 from server.config import Settings
 from server.events.wiring import setup_events
 from server.feed.wiring import setup_feed
@@ -57,6 +58,7 @@ def create_app(settings: Settings) -> web.Application:
     setup_gateway(app)
     setup_chat(app)  # after actors and gateway: RoomActor uses the gateway's ports
     setup_calls(app)  # after chat: calls read the chat area's rooms
+    setup_cluster(app)  # after the areas: it wakes and cleans up after their actors
     ops_api.register(app)
     setup_openapi(app)  # last: it documents every endpoint registered above
 

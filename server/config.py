@@ -111,6 +111,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     call_ring_timeout: PositiveFloat = 30.0
     max_call_participants: Annotated[int, msgspec.Meta(ge=2, le=8)] = 8
 
+    # Cluster (with REDIS_URL set): seconds between a node's heartbeats, and seconds without
+    # one after which a node counts as dead (its actors move, its sockets' users go offline,
+    # its calls end). A dead node leaves every view within timeout + heartbeat seconds.
+    cluster_heartbeat_seconds: PositiveFloat = 1.0
+    cluster_node_timeout_seconds: PositiveFloat = 3.0
+
     @property
     def effective_node_id(self) -> str:
         return self.node_id or f"{socket.gethostname()}-{os.getpid()}"
@@ -157,6 +163,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     settings.route_rate_limits()  # fail at start, not on the first request
     if settings.jwt_secret is not None and len(settings.jwt_secret.encode()) < 32:
         raise ConfigError("JWT_SECRET must be at least 32 bytes long (HS256 key strength)")
+    if settings.cluster_node_timeout_seconds <= 2 * settings.cluster_heartbeat_seconds:
+        raise ConfigError("CLUSTER_NODE_TIMEOUT_SECONDS must exceed two "
+                          "CLUSTER_HEARTBEAT_SECONDS (one late heartbeat is not a death)")
     if settings.db_pool_min > settings.db_pool_max:
         raise ConfigError("DB_POOL_MIN must not exceed DB_POOL_MAX")
     return settings

@@ -6,6 +6,8 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from protocols.cluster import ClusterInfo
+
 
 @dataclass
 class Lifecycle:
@@ -17,6 +19,11 @@ class Lifecycle:
     adapters: dict[str, str] = field(default_factory=dict)
     # name -> async probe raising on failure; /ready runs them all
     readiness_checks: dict[str, Callable[[], Awaitable[None]]] = field(default_factory=dict)
+    # Run first on SIGTERM, before the drain period and before sockets close: the cluster
+    # leaves the view and hands its actors over here.
+    leave_hooks: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    # The cluster view for /info (None until the actor system is set up).
+    cluster_info: Callable[[], ClusterInfo] | None = None
 
     def uptime(self) -> float:
         return time.monotonic() - self.started_monotonic

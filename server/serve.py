@@ -1,6 +1,7 @@
 """Run the app until SIGTERM/SIGINT, then drain and shut down gracefully.
 
-Shutdown order: mark draining (/ready answers 503) and keep serving for DRAIN_SECONDS so load
+Shutdown order: leave the cluster view and hand actors over to the other nodes; mark draining
+(/ready answers 503) and keep serving for DRAIN_SECONDS so load
 balancers move traffic away; then stop accepting connections, let in-flight requests finish
 within SHUTDOWN_TIMEOUT, close live sockets, and run every cleanup context (pools closed,
 embedded Postgres stopped). A second signal skips the rest of the drain period.
@@ -44,6 +45,13 @@ async def serve(settings: Settings) -> None:
         await stop.wait()
         stop.clear()
         app[LIFECYCLE].draining = True
+        # Leave the cluster first: the actors hosted here move to the other nodes while the
+        # sockets are still served, so the sockets' last messages reach the new owners.
+        for leave in app[LIFECYCLE].leave_hooks:
+            try:
+                await leave()
+            except Exception:
+                log.exception("leaving the cluster failed")
         log.info("draining", extra={"drain_seconds": settings.drain_seconds})
         if settings.drain_seconds > 0:
             with contextlib.suppress(TimeoutError):

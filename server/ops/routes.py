@@ -38,8 +38,8 @@ async def ready(request: web.Request) -> web.StreamResponse:
     return encode_result(Readiness(status=status, checks=checks), 200 if ok else 503)
 
 
-@api.get("/info", name="ops.info", summary="Version, node id, uptime and adapters",
-         auth=False, response=Info)
+@api.get("/info", name="ops.info", auth=False, response=Info,
+         summary="Version, node id, uptime, adapters and the cluster view")
 async def info(request: web.Request) -> Info:
     lifecycle = request.app[LIFECYCLE]
     return Info(
@@ -49,4 +49,5 @@ async def info(request: web.Request) -> Info:
         started_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(lifecycle.started_at)),
         uptime_seconds=round(lifecycle.uptime(), 3),
         adapters=dict(lifecycle.adapters),
+        cluster=lifecycle.cluster_info() if lifecycle.cluster_info is not None else None,
     )

@@ -1,0 +1,105 @@
+"""Cluster wire shapes: what nodes say to each other over Redis, and the runtime messages that
+any actor kind may receive because of the cluster.
+
+Node to node (one Redis pub/sub channel per node, see storage/redis/cluster_transport.py):
+`RemoteTell`, `RemoteAsk` and `RemoteReply` carry actor messages and their replies, each
+encoded once with msgspec (MessagePack) under the type name of a typed registry
+(protocols/actor_messages.py), never pickle. `ViewChanged` asks every node to re-read the
+membership view now rather than at its next heartbeat.
+
+Delivery is at most once (Redis pub/sub): every ask has a timeout, and the sender learns at
+once when the target node is not listening (PUBLISH reaches no subscriber), in which case the
+runtime waits for the next membership view and retries at the new owner.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+
+# -- Messages to actors that the cluster itself sends ------------------------------------------
+
+
+class NodeLeft(msgspec.Struct, frozen=True, kw_only=True):
+    """Tell to a UserActor or CallActor: `node_id` left the cluster (it died, or shut down
+    without closing some sockets). Whatever lived only on that node is gone: its sessions
+    are dropped (presence may go offline, watchers are told) and its call participants
+    leave their calls."""
+
+    node_id: str
+
+
+class Activate(msgspec.Struct, frozen=True):
+    """Handled by the runtime, never by `receive`: activate the actor (run `on_start`, which
+    reloads its state and re-arms its timers) if it is not live. Sent to the new owner when
+    an actor with pending timers is handed over, and by the gateway for actors its sockets
+    depend on whose owner changed, so nothing that must keep ticking is left dormant."""
+
+
+# -- Node to node envelopes ------------------------------------------------------------------
+
+ErrorKind = Literal["rejected", "crashed", "timeout", "busy", "unavailable", "stopped",
+                    "unknown_message"]
+
+
+class RemoteError(msgspec.Struct, frozen=True, kw_only=True):
+    """Why an ask was not answered with a value. `rejected` carries the actor's own code;
+    `unavailable` a hint (seconds) after which a retry may succeed."""
+
+    kind: ErrorKind
+    code: str = ""
+    message: str = ""
+    retry_after: float | None = None
+
+
+class RemoteTell(msgspec.Struct, frozen=True, kw_only=True, tag="tell", tag_field="op"):
+    kind: str  # actor kind (class name)
+    key: str
+    type: str  # registry name of the message
+    body: bytes  # the message, msgspec MessagePack
+    sender: str  # node id
+    view: int  # the sender's membership view version when it picked this node
+    hops: int = 0  # forwards so far (a node that no longer owns the key passes it on)
+
+
+class RemoteAsk(msgspec.Struct, frozen=True, kw_only=True, tag="ask", tag_field="op"):
+    id: int  # unique per sender; the reply names it
+    kind: str
+    key: str
+    type: str
+    body: bytes
+    sender: str  # the reply goes to this node's channel
+    view: int
+    timeout: float  # seconds the sender waits; the receiver gives up after as long
+    hops: int = 0
+
+
+class RemoteReply(msgspec.Struct, frozen=True, kw_only=True, tag="reply", tag_field="op"):
+    id: int
+    type: str = "none"  # registry name of the value (when no error)
+    body: bytes = b""
+    error: RemoteError | None = None
+
+
+class ViewChanged(msgspec.Struct, frozen=True, kw_only=True, tag="view", tag_field="op"):
+    """Broadcast by a node that changed the membership (joined, left, reaped a dead node)."""
+
+    version: int
+    sender: str
+
+
+ClusterEnvelope = RemoteTell | RemoteAsk | RemoteReply | ViewChanged
+
+
+# -- Membership as /info shows it --------------------------------------------------------------
+
+
+class ClusterInfo(msgspec.Struct, frozen=True, kw_only=True):
+    """The cluster as this node sees it: `mode` "single" (no REDIS_URL: one node, local
+    placement) or "cluster"."""
+
+    mode: Literal["single", "cluster"]
+    node_id: str
+    nodes: list[str]
+    version: int
