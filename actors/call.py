@@ -20,6 +20,17 @@ ringing (call:ended `unanswered`, and call_missed) but, like any member of the r
 join while the call goes on, up to max_participants. When the call ends, the CallEffects port
 appends a system message to the room's history.
 
+Cluster: a participant is recorded with the node holding their call socket (`device_node`);
+when that node leaves the cluster (NodeLeft) they leave the call as if the socket had closed.
+During a membership change two activations of one call may briefly coexist, so every save is
+fenced by the record's version: a save that conflicts (CallConflict) means this activation's
+state is stale; it reloads the call (re-arming its timers from the stored state) and handles
+the same message once more against the fresh state, and if that conflicts too the message is
+refused `unavailable` (retryable). Side effects (emits, notifications) are only sent after the
+save they announce succeeded, so the losing attempt sends nothing. A timer retried that way
+acts only if the stored call still calls for it: a stale ring timer cannot end a call that was
+answered elsewhere, nor touch one that ended.
+
 No asks to other actors: rooms and blocks are read through the CallDirectory port, busy
 through the CallStore, and everything outward is a Socket.IO emit.
 """
@@ -37,6 +48,7 @@ from actors.errors import Rejected
 from actors.ports import Broadcaster, CallDirectory, CallEffects, CallStore, SessionEmitter
 from protocols.call_messages import (
     AcceptCall,
+    CallConflict,
     CallMsg,
     CallParticipant,
     CallRecord,
@@ -57,6 +69,7 @@ from protocols.calls import (
     CallSignalled,
     EndReason,
 )
+from protocols.cluster import NodeLeft
 from protocols.ids import is_id
 
 # Refusal codes (Rejected.code, the `error.code` of an ack).
@@ -71,6 +84,7 @@ CALL_ENDED = "call_ended"
 CALL_EXISTS = "call_exists"
 NOT_RINGING = "not_ringing"
 ANSWERED_ELSEWHERE = "answered_elsewhere"
+UNAVAILABLE = "unavailable"  # another activation kept saving first: retry
 
 DEFAULT_RING_TIMEOUT = 30.0
 DEFAULT_HEARTBEAT = 60.0  # seconds between alive_until renewals of a live call
@@ -122,29 +136,58 @@ class CallActor(Actor):
     # -- lifecycle -------------------------------------------------------------------------
 
     async def on_start(self) -> None:
+        await self._load()
+
+    async def _load(self) -> None:
+        """Take the call as stored (none: nothing to do) and arm the timers it needs."""
         record = await self._ports.store.load(self.key) if is_id(self.key) else None
-        if record is None:
-            return
         self._call = record
-        self._people = {p.user_id: p for p in record.participants}
-        if record.state == "ended":
+        self._people = {p.user_id: p for p in record.participants} if record else {}
+        if record is None or record.state == "ended":
             return
-        # A restart after a crash: timers are gone; the ring timeout runs from creation.
+        # Timers are gone after a crash or with a new activation; the ring timeout runs from
+        # creation (so a call that should have stopped ringing does so at once).
         self._arm_heartbeat()
         if any(p.state == "ringing" for p in record.participants):
             elapsed = self.context.clock.time() - record.created_at.timestamp()
             self._ring_timer = self.context.schedule(max(0.0, self._ring_timeout - elapsed),
                                                      RingTimeout())
 
+    async def _reload(self) -> None:
+        """Drop this activation's (stale) state and timers and load the stored call."""
+        self._cancel_ring()
+        self._cancel_heartbeat()
+        await self._load()
+
     # -- dispatch --------------------------------------------------------------------------
 
     async def receive(self, message: Any) -> Any:
+        try:
+            return await self._handle(message)
+        except CallConflict:
+            # Another activation of this call saved first: decide again on the stored state.
+            self.context.log.info("call %s: saved elsewhere; reloading", self.key)
+            await self._reload()
+        try:
+            return await self._handle(message)
+        except CallConflict:
+            await self._reload()  # nothing of the attempt may linger in memory
+            self.context.log.warning("call %s: %s conflicted twice", self.key,
+                                     type(message).__name__)
+            raise Rejected(UNAVAILABLE, "The call is being updated elsewhere; try again") \
+                from None
+
+    async def _handle(self, message: Any) -> Any:
         match message:
             case RingTimeout():
-                self._ring_timer = None
+                # After a reload a fresh ring timer may be pending: this message stands for it.
+                self._cancel_ring()
                 return await self._ring_over()
             case Heartbeat():
+                self._cancel_heartbeat()
                 return await self._beat()
+            case NodeLeft():
+                return await self._node_left(message)
             case StartCall():
                 return await self._start(message)
             case SessionGone():
@@ -165,10 +208,53 @@ class CallActor(Actor):
 
     async def _start(self, request: StartCall) -> StartResult:
         if self._call is not None:
-            raise Rejected(CALL_EXISTS, "This call id is taken")
+            return self._started_again(self._call, request)
         caller = request.user_id
         if (request.room_id is None) == (request.user_ids is None):
             raise Rejected(INVALID, "Give exactly one of room_id and user_ids")
+        room_id, callees = await self._callees(request)
+        busy = await self._ports.store.busy(callees, self.key)
+        if busy >= set(callees):
+            raise Rejected(BUSY, "Busy: in another call")
+        now = self._now()
+        people = [CallParticipant(user_id=caller, state="joined", device_id=request.session_id,
+                                  device_node=request.node_id or None, joined_at=now)]
+        people += [CallParticipant(user_id=u, state="busy" if u in busy else "ringing")
+                   for u in callees]
+        self._call = CallRecord(id=self.key, room_id=room_id,
+                                kind="direct" if len(callees) == 1 else "group",
+                                media=request.media, state="invited", initiator_id=caller,
+                                participants=people, created_at=now)
+        self._people = {p.user_id: p for p in people}
+        try:
+            await self._save()  # recorded before anyone is rung
+        except UserBusy:
+            self._call, self._people = None, {}
+            raise Rejected(BUSY, "You are in another call") from None
+        self._set(state="ringing")
+        await self._save()
+        # Rung only once both saves stood: a conflicting attempt has announced nothing.
+        incoming = _wire(CallIncoming(call_id=self.key, from_user_id=caller,
+                                      media=request.media, room_id=room_id))
+        for user_id in self._in("ringing"):
+            await self._emit(self._ports.broadcaster.to_user(user_id, "call:incoming",
+                                                             incoming))
+        self._ring_timer = self.context.schedule(self._ring_timeout, RingTimeout())
+        self._arm_heartbeat()
+        return StartResult(call_id=self.key, busy=sorted(busy))
+
+    def _started_again(self, call: CallRecord, request: StartCall) -> StartResult:
+        """A StartCall for a call that exists: the same one asked again (a retry, or the
+        re-handling after a conflict) gets the same answer; anyone else `call_exists`."""
+        caller = self._people.get(request.user_id)
+        if call.initiator_id != request.user_id or caller is None or \
+                caller.device_id != request.session_id:
+            raise Rejected(CALL_EXISTS, "This call id is taken")
+        return StartResult(call_id=self.key, busy=sorted(self._in("busy")))
+
+    async def _callees(self, request: StartCall) -> tuple[str | None, list[str]]:
+        """(room_id, callees) of a new call, or the refusal."""
+        caller = request.user_id
         room_id: str | None
         if request.room_id is not None:
             room_id = request.room_id
@@ -188,33 +274,7 @@ class CallActor(Actor):
                 room_id = await self._ports.directory.direct_room(caller, callees[0])
         if not callees:
             raise Rejected(INVALID, "There is nobody else in this room to call")
-        busy = await self._ports.store.busy(callees, self.key)
-        if busy >= set(callees):
-            raise Rejected(BUSY, "Busy: in another call")
-        now = self._now()
-        people = [CallParticipant(user_id=caller, state="joined", device_id=request.session_id,
-                                  joined_at=now)]
-        people += [CallParticipant(user_id=u, state="busy" if u in busy else "ringing")
-                   for u in callees]
-        record = CallRecord(id=self.key, room_id=room_id,
-                            kind="direct" if len(callees) == 1 else "group",
-                            media=request.media, state="invited", initiator_id=caller,
-                            participants=people, created_at=now)
-        try:
-            await self._ports.store.save(record, self._alive_until())
-        except UserBusy:
-            raise Rejected(BUSY, "You are in another call") from None
-        self._call, self._people = record, {p.user_id: p for p in people}
-        incoming = _wire(CallIncoming(call_id=self.key, from_user_id=caller,
-                                      media=request.media, room_id=room_id))
-        for user_id in self._in("ringing"):
-            await self._emit(self._ports.broadcaster.to_user(user_id, "call:incoming",
-                                                             incoming))
-        self._set(state="ringing")
-        await self._save()
-        self._ring_timer = self.context.schedule(self._ring_timeout, RingTimeout())
-        self._arm_heartbeat()
-        return StartResult(call_id=self.key, busy=sorted(busy))
+        return room_id, callees
 
     # -- answering -------------------------------------------------------------------------
 
@@ -234,7 +294,8 @@ class CallActor(Actor):
         before = (self._call, dict(self._people))
         now = self._now()
         self._people[user] = CallParticipant(user_id=user, state="joined",
-                                             device_id=request.session_id, joined_at=now)
+                                             device_id=request.session_id,
+                                             device_node=request.node_id or None, joined_at=now)
         if call.state != "active":
             self._set(state="active", answered_at=now)
         try:
@@ -292,7 +353,7 @@ class CallActor(Actor):
         if person.state == "ringing":
             return await self._decline(request.user_id, request.session_id)
         if person.state == "joined":
-            await self._leave(call, person)
+            await self._leave(call, [person])
 
     async def _session_gone(self, gone: SessionGone) -> None:
         person = self._people.get(gone.user_id)
@@ -300,18 +361,34 @@ class CallActor(Actor):
         if call is None or call.state == "ended" or person is None or \
                 person.state != "joined" or person.device_id != gone.session_id:
             return  # not this participant's call socket, or nothing left to leave
-        await self._leave(call, person)
+        await self._leave(call, [person])
 
-    async def _leave(self, call: CallRecord, person: CallParticipant) -> None:
+    async def _node_left(self, left: NodeLeft) -> None:
+        """Every participant whose call socket was on the departed node leaves, as if that
+        socket had closed."""
+        call = self._call
+        if call is None or call.state == "ended":
+            return
+        gone = [p for p in self._people.values()
+                if p.state == "joined" and p.device_node == left.node_id]
+        if gone:
+            await self._leave(call, gone)
+
+    async def _leave(self, call: CallRecord, people: list[CallParticipant]) -> None:
+        """`people` (joined) leave at once: one save, then call:left for each to the rest."""
         if call.state != "active":
             # Only the caller is joined before an answer: they gave up.
             return await self._end("cancelled")
-        self._people[person.user_id] = msgspec.structs.replace(person, state="left",
-                                                               left_at=self._now())
+        now = self._now()
+        for person in people:
+            self._people[person.user_id] = msgspec.structs.replace(person, state="left",
+                                                                   left_at=now)
         if len(self._in("joined")) < 2:
             return await self._end("hangup")
         await self._save()
-        await self._to_joined("call:left", CallLeft(call_id=self.key, user_id=person.user_id))
+        for person in people:
+            await self._to_joined("call:left",
+                                  CallLeft(call_id=self.key, user_id=person.user_id))
 
     async def _ring_over(self) -> None:
         call = self._call
@@ -343,10 +420,8 @@ class CallActor(Actor):
                 self._people[user_id], state="cancelled" if reason == "cancelled" else "missed")
         self._set(state="ended", ended_at=now, end_reason=reason)
         await self._save()
-        for timer in (self._ring_timer, self._heartbeat_timer):
-            if timer is not None:
-                self.context.cancel(timer)
-        self._ring_timer = self._heartbeat_timer = None
+        self._cancel_ring()
+        self._cancel_heartbeat()
         if declined is not None:
             await self._declined(*declined, [p.user_id for p in joined])
         ended = _wire(CallEnded(call_id=self.key, reason=reason))
@@ -401,15 +476,27 @@ class CallActor(Actor):
         return msgspec.structs.replace(self._call, participants=list(self._people.values()))
 
     async def _save(self) -> None:
-        self._call = self._record()
-        await self._ports.store.save(self._call, self._alive_until())
+        """Save the call as it now is, from the version last loaded or saved; CallConflict
+        (this state is stale: nothing was written) and UserBusy propagate."""
+        record = self._record()
+        version = await self._ports.store.save(record, self._alive_until())
+        self._call = msgspec.structs.replace(record, version=version)
 
     def _arm_heartbeat(self) -> None:
         if self._heartbeat_timer is None:
             self._heartbeat_timer = self.context.schedule(self._heartbeat_every, Heartbeat())
 
+    def _cancel_ring(self) -> None:
+        if self._ring_timer is not None:
+            self.context.cancel(self._ring_timer)  # a timer that already fired: no-op
+            self._ring_timer = None
+
+    def _cancel_heartbeat(self) -> None:
+        if self._heartbeat_timer is not None:
+            self.context.cancel(self._heartbeat_timer)
+            self._heartbeat_timer = None
+
     async def _beat(self) -> None:
-        self._heartbeat_timer = None
         if self._call is None or self._call.state == "ended":
             return
         self._arm_heartbeat()

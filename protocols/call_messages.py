@@ -2,8 +2,12 @@
 through its CallStore port. A CallActor (key: the call id) is the single writer of one call:
 its state, its participants and which socket (device) each participant is in the call from.
 
-Every message names the acting user and the socket it came from (`session_id`): a user may be
-connected from several devices, and only one of them is in the call.
+Every message names the acting user and the socket it came from (`session_id`, held on node
+`node_id`): a user may be connected from several devices, and only one of them is in the call.
+
+In a cluster a CallActor may briefly run twice (old and new owner during a membership view
+change). Call records are therefore versioned: a save names the version it was derived from and
+fails with `CallConflict` when another activation saved first (see actors/ports.py CallStore).
 """
 
 from __future__ import annotations
@@ -19,13 +23,15 @@ from protocols.calls import CallMedia, CallState, EndReason, ParticipantState, S
 class CallMsg(msgspec.Struct, frozen=True, kw_only=True):
     user_id: str
     session_id: str  # the Socket.IO sid the action came from: the device
+    node_id: str = ""  # the node holding that socket ("" when unknown: single node, tests)
 
 
 class StartCall(CallMsg, frozen=True, kw_only=True):
     """Ask -> StartResult. The call is recorded (state invited, then ringing) before the
     reply. Exactly one of room_id / user_ids. Refusals (Rejected.code): `invalid`,
     `not_member` (room), `user_not_found`, `busy` (the caller, or a 1:1 callee, is in another
-    call), `call_exists` (this call id is taken)."""
+    call), `call_exists` (this call id is taken by another call). Idempotent: asked again by
+    the same user from the same socket once the call exists, it answers the same result."""
 
     media: CallMedia
     room_id: str | None = None
@@ -74,6 +80,7 @@ class CallParticipant(msgspec.Struct, frozen=True, kw_only=True):
     user_id: str
     state: ParticipantState
     device_id: str | None = None  # the socket the participant joined from
+    device_node: str | None = None  # the node holding device_id (None: unknown)
     joined_at: datetime | None = None
     left_at: datetime | None = None
 
@@ -90,6 +97,9 @@ class CallRecord(msgspec.Struct, frozen=True, kw_only=True):
     answered_at: datetime | None = None
     ended_at: datetime | None = None
     end_reason: EndReason | None = None
+    # The stored version this record was loaded as or last saved at; 0: never stored. A save
+    # succeeds only from the current version (CallStore.save), which fences stale activations.
+    version: int = 0
 
 
 class UserBusy(Exception):
@@ -98,3 +108,13 @@ class UserBusy(Exception):
     def __init__(self, user_id: str) -> None:
         super().__init__(f"user {user_id} is in another call")
         self.user_id = user_id
+
+
+class CallConflict(Exception):
+    """CallStore.save: another activation of this call saved first (the record's version is no
+    longer the stored one, or an insert found the id already stored). Nothing was written; the
+    saver's state is stale and must be reloaded."""
+
+    def __init__(self, call_id: str) -> None:
+        super().__init__(f"call {call_id} was saved by another activation")
+        self.call_id = call_id

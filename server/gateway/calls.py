@@ -1,6 +1,8 @@
 """Call events: decode is done; address the call's CallActor (a new id for call:invite), keep
 track of the calls this socket is in (a disconnect leaves them), and ack. The CallActor
-decides who may do what; this module only refuses signals that are too large."""
+decides who may do what; this module only refuses signals that are too large. Every message
+names this node (`node_id`): the call records where each participant's socket lives, so the
+participants of a node that dies can be made to leave."""
 
 from __future__ import annotations
 
@@ -35,7 +37,7 @@ async def invite(gw: Gateway, conn: Connection, event: CallInvite) -> dict[str, 
     call_id = new_id()
     conn.calls.add(call_id)  # before the ask: a disconnect meanwhile still reaches the call
     result: StartResult = await gw.system.ref(CallActor, call_id).ask(StartCall(
-        user_id=conn.user_id, session_id=conn.sid, media=event.media,
+        user_id=conn.user_id, session_id=conn.sid, node_id=gw.node_id, media=event.media,
         room_id=event.room_id.lower() if event.room_id else None,
         user_ids=[u.lower() for u in event.user_ids] if event.user_ids is not None else None,
     ), timeout=ASK_TIMEOUT)
@@ -48,20 +50,23 @@ async def accept(gw: Gateway, conn: Connection, event: CallId) -> dict[str, Any]
     # actor still hears of it (it ignores sessions that are not in the call).
     conn.calls.add(call_id)
     await gw.system.ref(CallActor, call_id).ask(
-        AcceptCall(user_id=conn.user_id, session_id=conn.sid), timeout=ASK_TIMEOUT)
+        AcceptCall(user_id=conn.user_id, session_id=conn.sid, node_id=gw.node_id),
+        timeout=ASK_TIMEOUT)
     return acks.ok()
 
 
 async def reject(gw: Gateway, conn: Connection, event: CallId) -> dict[str, Any]:
     await gw.system.ref(CallActor, event.call_id.lower()).ask(
-        RejectCall(user_id=conn.user_id, session_id=conn.sid), timeout=ASK_TIMEOUT)
+        RejectCall(user_id=conn.user_id, session_id=conn.sid, node_id=gw.node_id),
+        timeout=ASK_TIMEOUT)
     return acks.ok()
 
 
 async def hang_up(gw: Gateway, conn: Connection, event: CallId) -> dict[str, Any]:
     call_id = event.call_id.lower()
     await gw.system.ref(CallActor, call_id).ask(
-        HangUp(user_id=conn.user_id, session_id=conn.sid), timeout=ASK_TIMEOUT)
+        HangUp(user_id=conn.user_id, session_id=conn.sid, node_id=gw.node_id),
+        timeout=ASK_TIMEOUT)
     conn.calls.discard(call_id)
     return acks.ok()
 
@@ -71,8 +76,9 @@ async def signal(gw: Gateway, conn: Connection, event: CallSignal) -> dict[str, 
         return acks.error(TOO_LARGE, f"a signal payload is at most {MAX_SIGNAL_BYTES} bytes")
     # Asked, not told: a refused signal must say so, and one sender's signals stay in order.
     await gw.system.ref(CallActor, event.call_id.lower()).ask(RelaySignal(
-        user_id=conn.user_id, session_id=conn.sid, to_user_id=event.to_user_id.lower(),
-        kind=event.kind, payload=event.payload), timeout=ASK_TIMEOUT)
+        user_id=conn.user_id, session_id=conn.sid, node_id=gw.node_id,
+        to_user_id=event.to_user_id.lower(), kind=event.kind, payload=event.payload),
+        timeout=ASK_TIMEOUT)
     return acks.ok()
 
 
@@ -82,7 +88,7 @@ async def session_gone(gw: Gateway, conn: Connection) -> None:
     for call_id in conn.calls:
         try:
             await gw.system.ref(CallActor, call_id).tell(
-                SessionGone(user_id=conn.user_id, session_id=conn.sid))
+                SessionGone(user_id=conn.user_id, session_id=conn.sid, node_id=gw.node_id))
         except ActorError:
             log.info("call %s: disconnect not delivered: actor system stopped", call_id)
     conn.calls.clear()

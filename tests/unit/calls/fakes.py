@@ -7,17 +7,20 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from protocols.call_messages import CallRecord, UserBusy
+import msgspec
+
+from protocols.call_messages import CallConflict, CallRecord, UserBusy
 
 
 class MemoryCallStore:
-    """CallStore with the same busy fence as the Postgres adapter."""
+    """CallStore with the same version fence and busy fence as the Postgres adapter."""
 
     def __init__(self, now: Callable[[], float]) -> None:
         self._now = now
-        self.calls: dict[str, CallRecord] = {}
+        self.calls: dict[str, CallRecord] = {}  # as stored, with their stored version
         self.alive: dict[str, datetime] = {}
         self.saves = 0
+        self.conflicts = 0  # saves refused by the version fence
 
     def _live_joined(self, user_id: str, other_than: str) -> bool:
         now = datetime.fromtimestamp(self._now(), UTC)
@@ -29,20 +32,36 @@ class MemoryCallStore:
     async def load(self, call_id: str) -> CallRecord | None:
         return self.calls.get(call_id)
 
-    async def save(self, record: CallRecord, alive_until: datetime) -> None:
+    async def save(self, record: CallRecord, alive_until: datetime) -> int:
+        stored = self.calls.get(record.id)
+        # Insert (version 0) only when new, update only from the stored version; the
+        # version fence is checked before the busy fence, as in Postgres.
+        if (stored.version if stored is not None else 0) != record.version:
+            self.conflicts += 1
+            raise CallConflict(record.id)
         if record.state != "ended":
             for p in record.participants:
                 if p.state == "joined" and self._live_joined(p.user_id, record.id):
                     raise UserBusy(p.user_id)
-        self.calls[record.id] = record
+        version = record.version + 1
+        self.calls[record.id] = msgspec.structs.replace(record, version=version)
         self.alive[record.id] = alive_until
         self.saves += 1
+        return version
 
     async def touch(self, call_id: str, alive_until: datetime) -> None:
-        self.alive[call_id] = alive_until
+        call = self.calls.get(call_id)
+        if call is not None and call.state != "ended":
+            self.alive[call_id] = alive_until
 
     async def busy(self, user_ids: list[str], call_id: str) -> set[str]:
         return {u for u in user_ids if self._live_joined(u, call_id)}
+
+    async def live_calls_on(self, node_id: str) -> list[str]:
+        return sorted(call_id for call_id, call in self.calls.items()
+                      if call.state != "ended" and any(
+                          p.state == "joined" and p.device_node == node_id
+                          for p in call.participants))
 
 
 @dataclass
