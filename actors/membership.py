@@ -19,22 +19,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from actors.rendezvous import View
+from protocols.cluster import Beat, View
 
 log = logging.getLogger("hubbub.cluster")
 # On-demand re-reads happen at most this often (seconds).
 MIN_REFRESH_INTERVAL = 0.1
-
-
-@dataclass(frozen=True, slots=True)
-class Beat:
-    """What the store answers: the view after this call, the nodes this call found expired
-    (reported to this caller only), and whether this node had to be added back (it had been
-    declared dead: its sessions and calls may have been cleaned up meanwhile)."""
-
-    view: View
-    dead: tuple[str, ...] = ()
-    rejoined: bool = False
 
 
 class MembershipStore(Protocol):

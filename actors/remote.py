@@ -46,6 +46,7 @@ from protocols.cluster import (
     RemoteError,
     RemoteReply,
     RemoteTell,
+    TransportFull,
     ViewChanged,
 )
 
@@ -62,7 +63,7 @@ class Transport(Protocol):
     def send(self, node: str, payload: bytes) -> asyncio.Future[int]:
         """Queue `payload` for `node` now (synchronously, so call order is send order); the
         future gives how many listeners received it: 0 means the node is not listening
-        (gone). Raises MailboxFull when the outbound queue is full."""
+        (gone). Raises protocols.cluster.TransportFull when the outbound queue is full."""
         ...
 
     def broadcast(self, payload: bytes) -> asyncio.Future[int]:
@@ -162,7 +163,10 @@ class RemoteRouter:
     def _send(self, node: str, envelope: ClusterEnvelope) -> asyncio.Future[int]:
         assert self._transport is not None, "bind() the router before sending"
         self.stats.sent[envelope.__struct_config__.tag] += 1  # type: ignore[index]
-        return self._transport.send(node, self._encoder.encode(envelope))
+        try:
+            return self._transport.send(node, self._encoder.encode(envelope))
+        except TransportFull:
+            raise MailboxFull("too many messages waiting to leave this node") from None
 
     def _tell_envelope(self, kind: str, key: str, message: Any, hops: int) -> RemoteTell:
         name, body = self._registry.encode(message)

@@ -10,22 +10,11 @@ to tell which of two disagreeing views is newer.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+
+from protocols.cluster import View
 
 # Owner lookups are cached per view; past this many keys the cache starts over.
 _CACHE_LIMIT = 200_000
-
-
-@dataclass(frozen=True, slots=True)
-class View:
-    """The live nodes as of membership version `version` (sorted, no duplicates)."""
-
-    version: int
-    nodes: tuple[str, ...]
-
-    @classmethod
-    def of(cls, version: int, nodes: list[str] | tuple[str, ...] | set[str]) -> View:
-        return cls(version, tuple(sorted(set(nodes))))
 
 
 def score(node: str, kind: str, key: str) -> int:

@@ -11,7 +11,7 @@ sockets as `message:new`, and into a `message` notification for members who are 
 Those three are best effort: a failure is logged, the message stays stored and acknowledged,
 and clients catch up with `room:join` since_seq or REST history. RoomStore's unique
 (room_id, seq) fences a brief double activation in a cluster: the loser reloads and retries
-once with the next seq.
+with the next seq (SEQ_RETRIES times).
 
 Notifications: an offline member gets one `message` notification per room until they read the
 room (MarkRead); the room's unread_count says how many messages they missed. The actor
@@ -87,6 +87,7 @@ class RoomActor(Actor):
     TYPING_TTL: ClassVar[float] = 5.0  # seconds a typing indicator lasts unless renewed
     REPLAY_CAP: ClassVar[int] = 500  # messages a join replays at most
     PRESENCE_CACHE: ClassVar[float] = 1.0  # seconds a presence lookup is reused
+    SEQ_RETRIES: ClassVar[int] = 3  # reloads after a seq conflict before giving up
 
     def __init__(self, key: str, context: ActorContext, ports: RoomPorts) -> None:
         super().__init__(key, context)
@@ -166,17 +167,7 @@ class RoomActor(Actor):
             text=request.text, client_id=request.client_id,
             created_at=datetime.fromtimestamp(self.context.clock.time(), UTC),
         )
-        try:
-            stored = await self._ports.store.append(draft)
-        except SeqTaken:
-            # Another activation wrote this seq: take the room as it is now, retry once. A
-            # second conflict is a crash; the restart reloads from storage again.
-            self._log.warning("room %s: seq %d taken by another activation; reloading",
-                              self.key, draft.seq)
-            await self._load()
-            await self._check_member(request.user_id)
-            draft = msgspec.structs.replace(draft, seq=self._last_seq + 1)
-            stored = await self._ports.store.append(draft)
+        stored = await self._append(draft, request.user_id)
         if stored.id != draft.id:
             return stored  # a resend of client_id: the first message, nothing new
         self._last_seq = stored.seq
@@ -201,12 +192,7 @@ class RoomActor(Actor):
             text=request.text[:MAX_MESSAGE_CHARS], client_id=request.client_id,
             created_at=datetime.fromtimestamp(self.context.clock.time(), UTC), kind="system",
         )
-        try:
-            stored = await self._ports.store.append(draft)
-        except SeqTaken:  # as in _send: another activation took the seq; reload, retry once
-            await self._load()
-            draft = msgspec.structs.replace(draft, seq=self._last_seq + 1)
-            stored = await self._ports.store.append(draft)
+        stored = await self._append(draft, None)
         if stored.id != draft.id:
             return stored
         self._last_seq = stored.seq
@@ -214,6 +200,22 @@ class RoomActor(Actor):
             self._best_effort("hot history append", self._ports.history.append(stored)),
             self._emit("message:new", to_wire(MessageNew(message=stored))))
         return stored
+
+    async def _append(self, draft: Message, member: str | None) -> Message:
+        """Store `draft`; when another activation of this room took its seq (a double
+        activation while the cluster view changes), reload the room as stored and take the
+        next seq, a few times at most; then give up as a crash (the restart reloads)."""
+        for _ in range(self.SEQ_RETRIES):
+            try:
+                return await self._ports.store.append(draft)
+            except SeqTaken:
+                self._log.warning("room %s: seq %d taken by another activation; reloading",
+                                  self.key, draft.seq)
+                await self._load()
+                if member is not None:
+                    await self._check_member(member)
+                draft = msgspec.structs.replace(draft, seq=self._last_seq + 1)
+        return await self._ports.store.append(draft)
 
     async def _online(self) -> set[str]:
         # Presence is eventually consistent anyway (a grace period before offline); reading

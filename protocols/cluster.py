@@ -14,6 +14,7 @@ runtime waits for the next membership view and retries at the new owner.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Literal
 
 import msgspec
@@ -103,3 +104,33 @@ class ClusterInfo(msgspec.Struct, frozen=True, kw_only=True):
     node_id: str
     nodes: list[str]
     version: int
+
+
+# -- Membership views (actors/membership.py keeps one; storage/redis/membership.py reads it) --
+
+
+@dataclass(frozen=True, slots=True)
+class View:
+    """The live nodes as of membership version `version` (sorted, no duplicates)."""
+
+    version: int
+    nodes: tuple[str, ...]
+
+    @classmethod
+    def of(cls, version: int, nodes: list[str] | tuple[str, ...] | set[str]) -> View:
+        return cls(version, tuple(sorted(set(nodes))))
+
+
+@dataclass(frozen=True, slots=True)
+class Beat:
+    """What the membership store answers: the view after this call, the nodes this call found
+    expired (reported to this caller only), and whether this node had to be added back (it
+    had been declared dead: its sessions and calls may have been cleaned up meanwhile)."""
+
+    view: View
+    dead: tuple[str, ...] = ()
+    rejoined: bool = False
+
+
+class TransportFull(Exception):
+    """A cluster transport's outbound queue is full (backpressure)."""

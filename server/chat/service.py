@@ -17,6 +17,7 @@ from typing import Annotated, Literal, Protocol
 import msgspec
 
 from actors.errors import ActorCrashed, ActorStopped, AskTimeout, Rejected
+from actors.errors import Unavailable as ActorUnavailable
 from actors.ports import RoomStore
 from protocols.chat import MAX_GROUP_MEMBERS, HistoryQuery, MembersChange, Message, Room, RoomCreate
 from protocols.common import Page, PageQuery
@@ -153,7 +154,7 @@ class ChatService:
         except AskTimeout:
             raise Unavailable("The room did not answer in time; retry with the same client_id",
                               code="timeout") from None
-        except (ActorCrashed, ActorStopped):
+        except (ActorCrashed, ActorStopped, ActorUnavailable):
             raise Unavailable("The room could not take the message; retry with the same "
                               "client_id", code="room_unavailable") from None
 

@@ -17,7 +17,14 @@ from typing import Any
 import msgspec
 import socketio
 
-from actors.errors import ActorCrashed, ActorStopped, AskTimeout, MailboxFull, Rejected
+from actors.errors import (
+    ActorCrashed,
+    ActorStopped,
+    AskTimeout,
+    MailboxFull,
+    Rejected,
+    Unavailable,
+)
 from protocols.base import Inbound
 from protocols.socket import (
     BUSY,
@@ -108,6 +115,10 @@ async def _handle(gw: Gateway, conn: Connection, event: str,
         return acks.error(TIMEOUT, "no answer in time; the action may still take effect")
     except MailboxFull:
         return acks.error(BUSY, "too busy right now; retry shortly")
+    except Unavailable as gone:
+        # Its node died or left and the cluster has not settled yet: retrying is safe.
+        return acks.error(UNAVAILABLE, "temporarily unavailable; retry shortly",
+                          retry_after=gone.retry_after)
     except ActorStopped:
         return acks.error(UNAVAILABLE, "the server is shutting down; reconnect")
     except ActorCrashed:

@@ -21,10 +21,10 @@ from collections.abc import Callable
 import redis.asyncio as redis
 from redis.exceptions import RedisError
 
-from actors.errors import MailboxFull
+from protocols.cluster import TransportFull
 
 log = logging.getLogger("hubbub.cluster")
-OUTBOUND_LIMIT = 10_000  # queued sends; past this, senders get MailboxFull (backpressure)
+OUTBOUND_LIMIT = 10_000  # queued sends; past this, senders get TransportFull (backpressure)
 BATCH = 256  # publishes per pipeline round trip
 _BACKOFF = (0.1, 0.2, 0.5, 1.0, 2.0)
 
@@ -59,7 +59,7 @@ class RedisClusterTransport:
         try:
             self._queue.put_nowait((channel, payload, sent))
         except asyncio.QueueFull:
-            raise MailboxFull("the cluster outbound queue is full") from None
+            raise TransportFull("the cluster outbound queue is full") from None
         return sent
 
     # -- lifecycle ----------------------------------------------------------------------------

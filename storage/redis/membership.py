@@ -13,8 +13,7 @@ from typing import Any
 
 import redis.asyncio as redis
 
-from actors.membership import Beat
-from actors.rendezvous import View
+from protocols.cluster import Beat, View
 
 # KEYS: nodes zset, version key. ARGV: node id, timeout ms, mode (first|beat|leave).
 # Returns {version, live nodes, expired nodes, rejoined (0/1)}.

@@ -423,15 +423,16 @@ async def test_a_seq_taken_by_another_activation_is_retried_with_the_next(rig: R
     assert (await send(ref, ann, "c3")).seq == 4
 
 
-async def test_a_second_conflict_in_a_row_restarts_the_actor(rig: Rig) -> None:
+async def test_conflicts_beyond_the_retries_restart_the_actor(rig: Rig) -> None:
     ann = users(1)[0]
     ref = rig.room([ann])
-    rig.store.steal_next_seq = 2
+    rig.store.steal_next_seq = RoomActor.SEQ_RETRIES + 1
     with pytest.raises(ActorCrashed):
         await send(ref, ann, "c1")
     assert rig.system.stats.restarts == 1
-    assert (await send(ref, ann, "c1")).seq == 3
-    assert rig.stored_seqs(ref) == [1, 2, 3]
+    taken = RoomActor.SEQ_RETRIES + 1
+    assert (await send(ref, ann, "c1")).seq == taken + 1
+    assert rig.stored_seqs(ref) == list(range(1, taken + 2))
 
 
 async def test_passivation_and_reactivation_keep_the_sequence(rig: Rig) -> None:
