@@ -47,7 +47,8 @@ class PresenceStore(PresenceReader, Protocol):
     protocols.presence: a record whose alive_until has passed reads as offline). A Redis hash
     per user when configured, a dict otherwise. A record is forgotten `retention` seconds
     (30 days by default) after its last write; the user then reads as offline, never seen.
-    `online()` (PresenceReader) answers from these records in one round trip."""
+    `online()` (PresenceReader) answers from these records in one round trip. Records hold
+    status and times only: sessions live in the SessionDirectory."""
 
     async def save(self, user_id: str, record: PresenceRecord) -> None:
         """Replace the user's record (last write wins). Raises on a storage failure; the
@@ -64,10 +65,16 @@ class PresenceStore(PresenceReader, Protocol):
 
 
 class SessionDirectory(Protocol):
-    async def closed(self, sessions: dict[str, str]) -> set[str]:
-        """Of these sessions (socket id -> node id), the ones known to be gone: sockets that
-        this node should hold but does not (e.g. a client that vanished mid-handshake, whose
-        close was never reported). Sessions held by other nodes are not judged here."""
+    """Where a UserActor learns which sessions its user has, on any node (implemented by the
+    gateway over the per-node session records every node writes for the sockets it holds)."""
+
+    async def sessions(self, user_id: str) -> dict[str, str]:
+        """The user's live sessions on every node (socket id -> node id), as the nodes holding
+        them recorded them. Left out: sessions of nodes that are not in the live cluster view
+        (dead or gone), and sockets of this node that vanished without their close being
+        reported (e.g. a client lost mid-handshake); the records of such sockets, and of
+        other nodes when this node is alone, are forgotten too. Raises on a storage
+        failure; the caller keeps what it knew."""
         ...
 
 
@@ -151,23 +158,36 @@ class MessageNotifier(Protocol):
 
 class CallStore(Protocol):
     """The system of record of calls (Postgres): a call and its participants, with outcome
-    and duration once ended. Every write is committed when the call returns."""
+    and duration once ended. Every write is committed when the call returns.
+
+    Fencing: records are versioned, so that of two activations of one CallActor (briefly
+    possible while the cluster's membership changes) only one can write on a given state;
+    the other gets protocols.call_messages.CallConflict, reloads and decides again."""
 
     async def load(self, call_id: str) -> CallRecord | None:
-        """The call as last saved; None when there is none. `call_id` is a canonical UUID."""
+        """The call as last saved, with its stored `version`; None when there is none.
+        `call_id` is a canonical UUID."""
         ...
 
-    async def save(self, record: CallRecord, alive_until: datetime) -> None:
-        """Write the whole call (insert or update the call and every participant), in one
-        transaction. Busy fence: raises protocols.call_messages.UserBusy (and writes nothing)
-        when a participant that is `joined` here is also joined in another call that has not
-        ended and whose alive_until has not passed. `alive_until` is how long this call counts
-        as live without another save or `touch` (a node that died leaves no user busy for
-        ever)."""
+    async def save(self, record: CallRecord, alive_until: datetime) -> int:
+        """Write the whole call (the call and every participant) in one transaction, only if
+        `record.version` is the stored version, and return the new stored version.
+
+        `record.version == 0` inserts (version 1); when the id is stored already nothing is
+        written and CallConflict is raised. Otherwise the stored version must equal
+        `record.version`; if not (another activation saved since this one loaded or saved),
+        nothing at all is written and CallConflict is raised.
+
+        Busy fence: raises protocols.call_messages.UserBusy (and writes nothing) when a
+        participant that is `joined` here is also joined in another call that has not ended
+        and whose alive_until has not passed. CallConflict takes precedence over UserBusy.
+        `alive_until` is how long this call counts as live without another save or `touch`
+        (a node that died leaves no user busy for ever)."""
         ...
 
     async def touch(self, call_id: str, alive_until: datetime) -> None:
-        """Push the call's alive_until forward (the actor's heartbeat while it is live)."""
+        """Push the call's alive_until forward (the actor's heartbeat while it is live). Does
+        not change the version, and never touches an ended call (nor revives it)."""
         ...
 
     async def busy(self, user_ids: list[str], call_id: str) -> set[str]:

@@ -1,19 +1,29 @@
-"""UserActor: one per user. The single writer of the user's live sessions (every device, on
-every node), presence and unread notification count, and the one that pushes `presence`,
-`notification` and `feed:new` to sockets.
+"""UserActor: one per user in the whole cluster. Knows the user's live sessions (every
+device, on every node), is the single writer of their presence and unread notification
+count, and the one that pushes `presence`, `notification` and `feed:new` to sockets.
+
+Sessions: the truth is the per-node session records, written by the node holding each socket
+and read through the SessionDirectory, which also leaves out sessions of nodes that left the
+cluster view. The actor keeps an in-memory copy: SessionOpened / SessionClosed (sent by the
+gateway after it updated the records) keep it current at once, `on_start` loads it, every
+heartbeat replaces it with what the directory says (so a lost close, or a second activation
+during a view change, cannot keep a stale session), and protocols.cluster.NodeLeft drops the
+sessions of a node that is gone. The presence record holds no sessions, so two activations
+writing it during a view change cannot lose each other's sessions.
 
 Presence: the first session makes the user online; `presence:set` picks online, away or dnd
 while connected; when the last session closes the user stays as they were for a grace period
-(a quick reconnect, e.g. a page reload, never shows as offline) and then goes offline with
-last_seen_at = when that session closed. Every change is saved through the PresenceStore and
-broadcast to the sockets watching the user.
+(a quick reconnect, e.g. a page reload, never shows as offline) and then, unless the
+directory lists a session again, goes offline with last_seen_at = when that session closed.
+Every change is saved through the PresenceStore and broadcast to the sockets watching the
+user.
 
 While the user is not offline a heartbeat timer re-saves the record with a fresh
-`alive_until`, so readers see a user whose node died as offline within `alive_window`, and
-the pending timer keeps the actor from being passivated (its sessions live only here and in
-the saved record, which `on_start` reloads after a crash). Each heartbeat also asks the
-SessionDirectory which sessions are gone without their close having been reported, so a
-lost close never keeps a user online forever.
+`alive_until`, so readers see a user whose actor's node died as offline within
+`alive_window`, and the pending timer keeps the actor from being passivated (a pending grace
+period must fire). After a crash or a handover, `on_start` reloads the record and the
+sessions: with sessions the user is online; without, a record that is still live starts the
+grace period, as if the last session had just closed.
 """
 
 from __future__ import annotations
@@ -30,6 +40,7 @@ from actors.ports import (
     SessionDirectory,
     UnreadNotifications,
 )
+from protocols.cluster import NodeLeft
 from protocols.presence import (
     ChosenStatus,
     EffectivePresence,
@@ -50,7 +61,7 @@ from protocols.user_messages import (
 )
 
 DEFAULT_GRACE = 10.0  # seconds offline is delayed after the last session closes
-DEFAULT_HEARTBEAT = 20.0  # seconds between re-saves while not offline
+DEFAULT_HEARTBEAT = 20.0  # seconds between session reloads and re-saves while not offline
 DEFAULT_ALIVE_WINDOW = 60.0  # how long a saved record counts as live without a heartbeat
 
 
@@ -61,13 +72,13 @@ class GraceExpired(msgspec.Struct, frozen=True):
 
 
 class Heartbeat(msgspec.Struct, frozen=True):
-    """Timer message: re-save the record so it stays live."""
+    """Timer message: reload the sessions and re-save the record so it stays live."""
 
 
 class UserActor(Actor):
     def __init__(self, key: str, context: ActorContext, *, presence: PresenceStore,
-                 broadcaster: Broadcaster, unread: UnreadNotifications | None = None,
-                 directory: SessionDirectory | None = None, grace: float = DEFAULT_GRACE,
+                 broadcaster: Broadcaster, directory: SessionDirectory,
+                 unread: UnreadNotifications | None = None, grace: float = DEFAULT_GRACE,
                  heartbeat: float = DEFAULT_HEARTBEAT,
                  alive_window: float = DEFAULT_ALIVE_WINDOW) -> None:
         super().__init__(key, context)
@@ -82,7 +93,7 @@ class UserActor(Actor):
         self._alive_window = alive_window
         self._sessions: dict[str, str] = {}  # session id -> node id
         self._status: PresenceStatus = "offline"
-        self._last_seen: float | None = None  # when the last session closed
+        self._last_seen: float | None = None  # when the last session closed; None while open
         self._grace_generation = 0
         self._grace_timer: int | None = None
         self._heartbeat_timer: int | None = None
@@ -96,12 +107,25 @@ class UserActor(Actor):
         seen = effective(record, now)
         self._status = seen.status
         self._last_seen = seen.last_seen_at
-        if record is not None and seen.status != "offline":
-            # A restart after a crash: the saved record is still live, so are its sessions.
-            self._sessions = dict(record.sessions)
+        sessions = await self._load_sessions()
+        if sessions:
+            # Sockets exist (a restart, a handover, or a message that beat SessionOpened
+            # here): online, keeping a status the user chose if their record is still live.
+            self._sessions = sessions
+            went_online = self._status == "offline"
+            if went_online:
+                self._status = "online"
+            self._last_seen = None
             self._arm_heartbeat()
-            if not self._sessions:
-                self._last_seen = record.last_seen_at or now
+            await self._save()
+            if went_online:
+                await self._announce()
+        elif self._status != "offline":
+            # A live record without sessions: its last session closed just before the
+            # restart, or we could not tell (then the next heartbeat decides).
+            self._arm_heartbeat()
+            if sessions is not None:
+                self._last_seen = self._last_seen or now
                 self._start_grace()
 
     # -- messages -------------------------------------------------------------------------
@@ -112,6 +136,8 @@ class UserActor(Actor):
                 await self._opened(session_id, node_id)
             case SessionClosed(session_id=session_id):
                 await self._closed(session_id)
+            case NodeLeft(node_id=node_id):
+                await self._node_left(node_id)
             case GraceExpired(generation=generation):
                 await self._grace_over(generation)
             case Heartbeat():
@@ -136,10 +162,10 @@ class UserActor(Actor):
     async def _opened(self, session_id: str, node_id: str) -> None:
         self._sessions[session_id] = node_id
         self._cancel_grace()
+        self._last_seen = None
         went_online = self._status == "offline"
         if went_online:
             self._status = "online"
-            self._last_seen = None
         self._arm_heartbeat()
         await self._save()
         if went_online:
@@ -153,10 +179,30 @@ class UserActor(Actor):
             self._start_grace()
         await self._save()
 
+    async def _node_left(self, node_id: str) -> None:
+        # Its sockets are gone with it, closes unreported: as if each had closed now.
+        gone = [sid for sid, node in self._sessions.items() if node == node_id]
+        if not gone:
+            return
+        for session_id in gone:
+            del self._sessions[session_id]
+        if not self._sessions:
+            self._last_seen = self.context.clock.time()
+            self._start_grace()
+        await self._save()
+
     async def _grace_over(self, generation: int) -> None:
         if generation != self._grace_generation or self._sessions or self._status == "offline":
             return  # a session came back (or a newer grace period is running)
         self._grace_timer = None
+        # The records have the last word: a session whose SessionOpened is still on its
+        # way, or that a view lagging behind left out, keeps the user online.
+        sessions = await self._load_sessions()
+        if sessions:
+            self._sessions = sessions
+            self._last_seen = None
+            await self._save()
+            return
         self._status = "offline"
         if self._heartbeat_timer is not None:
             self.context.cancel(self._heartbeat_timer)
@@ -169,17 +215,15 @@ class UserActor(Actor):
         if self._status == "offline":
             return
         self._arm_heartbeat()
-        if self._sessions and self._directory is not None:
-            # A close that was never reported must not keep the user online forever.
-            try:
-                gone = await self._directory.closed(dict(self._sessions))
-            except Exception:
-                self.context.log.warning("session check for %s failed", self.key,
-                                         exc_info=True)
-                gone = set()
-            for session_id in gone:
-                self._sessions.pop(session_id, None)
-            if gone and not self._sessions:
+        sessions = await self._load_sessions()
+        if sessions is not None:
+            # The records are the truth: a close that was never reported, or sessions that
+            # another activation saw open, must not leave this copy wrong for long.
+            self._sessions = sessions
+            if sessions:
+                self._cancel_grace()
+                self._last_seen = None
+            elif self._grace_timer is None:
                 self._last_seen = self.context.clock.time()
                 self._start_grace()
         await self._save()
@@ -204,6 +248,15 @@ class UserActor(Actor):
                                   {"notification": notification, "unread_count": count})
 
     # -- helpers --------------------------------------------------------------------------
+
+    async def _load_sessions(self) -> dict[str, str] | None:
+        """The user's sessions from the directory; None when it could not be read (the
+        caller keeps what it knew)."""
+        try:
+            return dict(await self._directory.sessions(self.key))
+        except Exception:
+            self.context.log.warning("sessions of %s not read", self.key, exc_info=True)
+            return None
 
     async def _unread_count(self) -> int:
         if self._unread is None:
@@ -239,12 +292,11 @@ class UserActor(Actor):
             status=self._status,
             last_seen_at=None if self._sessions else self._last_seen,
             alive_until=self.context.clock.time() + self._alive_window,
-            sessions=dict(self._sessions),
         )
 
     async def _save(self) -> None:
-        # Presence is soft state: a storage failure must not crash the actor (that would lose
-        # the sessions); the next heartbeat writes the record again.
+        # Presence is soft state: a storage failure must not crash the actor (that would drop
+        # the message being handled); the next heartbeat writes the record again.
         try:
             await self._presence.save(self.key, self._record())
         except Exception:

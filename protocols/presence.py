@@ -5,6 +5,11 @@ The UserActor is the only writer of a user's record. A node that dies cannot say
 went away, so every record carries `alive_until`: the actor pushes it forward with a
 heartbeat while the user has sessions, and a reader treats a record whose `alive_until` has
 passed as offline since then.
+
+The record holds no sessions: which sockets a user has, on which node, is kept in per-node
+session records written by the node holding each socket (server/gateway/ports.py
+SessionRecords), so two activations of one UserActor during a view change cannot overwrite
+each other's view of the sessions.
 """
 
 from __future__ import annotations
@@ -26,8 +31,6 @@ class PresenceRecord(msgspec.Struct, frozen=True, kw_only=True):
     last_seen_at: float | None = None
     # After this instant the record is stale (its node stopped heartbeating): offline.
     alive_until: float = 0.0
-    # Live sessions: Socket.IO session id -> the node id holding that socket.
-    sessions: dict[str, str] = {}
 
 
 class EffectivePresence(msgspec.Struct, frozen=True, kw_only=True):

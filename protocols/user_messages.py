@@ -1,8 +1,15 @@
 """Messages to a UserActor (actor messages, never on the wire). A UserActor is the single
-writer of its user's sessions, presence and unread notification count.
+writer of its user's presence and unread notification count, and the one that knows all of
+the user's sessions.
 
 Everything here is a tell except where the docstring says ask. Senders: the gateway (session
-and presence messages) and the live-push hooks of the notifications and feed areas.
+and presence messages) and the live-push hooks of the notifications and feed areas. The
+cluster also tells a UserActor protocols.cluster.NodeLeft when a node is gone.
+
+Sessions: the gateway records a socket in the session records (server/gateway/ports.py
+SessionRecords) before it sends SessionOpened, and removes it before SessionClosed, so these
+two messages are hints that make the actor react at once; the records are the truth it
+reloads on start and on every heartbeat.
 """
 
 from __future__ import annotations
@@ -15,17 +22,19 @@ from protocols.presence import ChosenStatus
 
 
 class SessionOpened(msgspec.Struct, frozen=True, kw_only=True):
-    """A socket of this user connected (on `node_id`). The first session makes the user
-    online; a session opened within the grace period after the last one closed cancels the
-    pending offline, so a quick reconnect never shows as offline."""
+    """A socket of this user connected (on `node_id`; already in the session records). The
+    first session makes the user online; a session opened within the grace period after the
+    last one closed cancels the pending offline, so a quick reconnect never shows as
+    offline. Idempotent."""
 
     session_id: str
     node_id: str
 
 
 class SessionClosed(msgspec.Struct, frozen=True, kw_only=True):
-    """A socket of this user went away. When it was the last one, the user goes offline after
-    the grace period unless a session opens meanwhile. Unknown ids are ignored."""
+    """A socket of this user went away (already out of the session records). When it was the
+    last one, the user goes offline after the grace period unless a session opens
+    meanwhile. Unknown ids are ignored."""
 
     session_id: str
 

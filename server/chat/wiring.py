@@ -95,12 +95,14 @@ def setup_chat(app: web.Application) -> None:
     def room_actor(key: str, context: ActorContext) -> RoomActor:
         # Called at activation, after startup: every port exists by then.
         adapters = app[CHAT_ADAPTERS]
-        presence = app[GATEWAY].presence
-        assert presence is not None, "the gateway builds its presence store at startup"
+        gateway = app[GATEWAY]
+        presence, sessions = gateway.presence, gateway.sessions_store
+        assert presence is not None and sessions is not None, \
+            "the gateway builds its presence store and session records at startup"
         return RoomActor(key, context, RoomPorts(
             store=adapters.store, history=adapters.history, broadcaster=app[BROADCASTER],
             presence=presence, notifier=adapters.notifier,
-            sockets=SocketIORoomSockets(app[SIO], presence)))
+            sockets=SocketIORoomSockets(app[SIO], sessions)))
 
     app[ACTOR_SYSTEM].register(RoomActor, room_actor)
     api.register(app)

@@ -34,7 +34,7 @@ class NodeReaper:
             users = await self._sessions.forget_node(node)
             calls = await self._calls.live_calls_on(node)
             log.info("cleaning up after a node that left", extra={
-                "node": node, "users": len(users), "calls": len(calls)})
+                "left_node": node, "users": len(users), "calls": len(calls)})
             gone = NodeLeft(node_id=node)
             for user_id in sorted(users):
                 await self._tell(self._system.ref(UserActor, user_id), gone)

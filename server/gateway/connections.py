@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Collection, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,7 +14,7 @@ from actors.ports import PresenceStore, UnreadNotifications
 from actors.system import ActorSystem
 from server.auth.principal import Principal
 from server.gateway.limits import TokenBucket
-from server.gateway.ports import PresenceVisibility
+from server.gateway.ports import PresenceVisibility, SessionRecords
 
 log = logging.getLogger("hubbub.gateway")
 
@@ -36,7 +36,12 @@ class Connection:
 @dataclass(eq=False)
 class Gateway:
     """The gateway's state on one node. Ports are filled in at startup (after the database,
-    Redis and auth contexts); no event arrives before the server listens."""
+    Redis and auth contexts); no event arrives before the server listens.
+
+    `sessions_store` holds the session records of every node (this node writes those of its
+    own sockets); the cluster wiring calls its `users_on` / `forget_node`. `live_nodes`
+    answers the ids of the nodes in the current live cluster view; None means a single node
+    (only `node_id` exists)."""
 
     sio: socketio.AsyncServer
     system: ActorSystem
@@ -46,6 +51,11 @@ class Gateway:
     connections: dict[str, Connection] = field(default_factory=dict)
     authenticate: Callable[[str], Principal] | None = None
     presence: PresenceStore | None = None
+    sessions_store: SessionRecords | None = None
+    live_nodes: Callable[[], Collection[str]] | None = None
+    # (user id, socket id) of closed sockets whose record could not be removed: retried by
+    # server.gateway.session.sweep, so a Redis hiccup does not keep a user online.
+    unremoved: set[tuple[str, str]] = field(default_factory=set)
     unread: UnreadNotifications | None = None
     visibility: PresenceVisibility | None = None
     _tasks: set[asyncio.Task[Any]] = field(default_factory=set)

@@ -11,3 +11,43 @@ class PresenceVisibility(Protocol):
         with viewer_id in either direction: whose presence the viewer may see. The viewer
         always sees themself. One query whatever the number of ids."""
         ...
+
+
+class SessionRecords(Protocol):
+    """Which sockets each user has, on which node: the source of truth the user's UserActor
+    derives its sessions from (wherever in the cluster it runs). A record is written only by
+    the node holding the socket (add on connect, remove on disconnect), except that any node
+    may drop the records of a node that left the live view (`forget_node`, or `remove` of
+    such a session). Every operation on one user is atomic, so concurrent writers on several
+    nodes never lose each other's sessions.
+
+    A Redis hash per user plus a set of users per node when configured, dicts otherwise.
+    Records expire `ttl` seconds (7 days by default) after the last `add` touching them, so a
+    record whose remove was lost does not linger forever; a socket that lives longer must be
+    added again (the gateway does so on every auth:refresh). Storage failures raise
+    storage.errors.StorageError."""
+
+    async def add(self, user_id: str, session_id: str, node_id: str) -> None:
+        """Record that `node_id` holds socket `session_id` of the user (idempotent) and
+        refresh the expiry of the user's records and of the node's user index."""
+        ...
+
+    async def remove(self, user_id: str, session_id: str, node_id: str) -> None:
+        """Drop the session when it is recorded on `node_id` (a record naming another node is
+        left alone); the user leaves the node's index once they have no other session
+        recorded on that node. Unknown sessions are ignored."""
+        ...
+
+    async def of_user(self, user_id: str) -> dict[str, str]:
+        """The user's recorded sessions: socket id -> node id (empty when none)."""
+        ...
+
+    async def users_on(self, node_id: str) -> set[str]:
+        """The users with at least one session recorded on `node_id`."""
+        ...
+
+    async def forget_node(self, node_id: str) -> set[str]:
+        """Drop every record of `node_id` (each user's sessions on it, and its user index),
+        for a node that is dead or left; returns the users that had sessions on it. Records
+        on other nodes stay. Atomic per user, not across users."""
+        ...

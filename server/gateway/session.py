@@ -1,11 +1,18 @@
 """Connection lifecycle: JWT on connect, `auth:refresh` on a live connection, and closing a
-connection whose token expires unrefreshed."""
+connection whose token expires unrefreshed; the session records of this node's sockets, and
+the SessionDirectory that UserActors read every node's records through.
+
+A socket is in the session records (server/gateway/ports.py SessionRecords) while this node
+holds it: added before the user's UserActor is told SessionOpened, removed before it is told
+SessionClosed, so an actor that (re)loads the records, wherever in the cluster it runs,
+neither misses a session it was told about nor revives one it was told is closed."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
+from collections.abc import Collection
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,9 +26,13 @@ from server.gateway import acks, calls
 from server.gateway.broadcaster import user_room
 from server.gateway.connections import Connection, Gateway
 from server.gateway.limits import TokenBucket
+from server.gateway.ports import SessionRecords
 from server.http.problems import Unauthorized
+from storage.errors import StorageError
 
 log = logging.getLogger("hubbub.gateway")
+SWEEP_INTERVAL = 30.0  # seconds between two passes of `sweep`
+MAX_UNREMOVED = 100_000  # failed removes kept for a retry; beyond, records just expire
 # Socket.IO clients see this as the connect_error's `data` (and the first argument as
 # `message`).
 _UNAUTHORIZED = {"code": "unauthorized"}
@@ -33,7 +44,8 @@ def _refused(code: dict[str, str]) -> socketio.exceptions.ConnectionRefusedError
 
 
 async def connect(gw: Gateway, sid: str, auth: Any) -> None:
-    """Accept the socket when `auth` carries a valid access token; refuse it otherwise."""
+    """Accept the socket when `auth` carries a valid access token; refuse it otherwise, and
+    with `unavailable` when its session cannot be recorded or the actor system stops."""
     token = auth.get("token") if isinstance(auth, dict) else None
     if not isinstance(token, str) or not token or gw.authenticate is None:
         raise _refused(_UNAUTHORIZED)
@@ -43,14 +55,23 @@ async def connect(gw: Gateway, sid: str, auth: Any) -> None:
         raise _refused(_UNAUTHORIZED) from None
     conn = Connection(sid=sid, user_id=principal.user_id, expires_at=principal.expires_at,
                       bucket=TokenBucket(gw.events_per_second, gw.event_burst))
-    # Registered before the UserActor hears of it, so the actor's session check
-    # (LocalSessions) never finds a session it was told about missing here.
+    # Held here before it is recorded, so the directory's zombie check never finds a record
+    # of ours without its socket; recorded before the UserActor hears of it, so an actor
+    # (re)activated in between, on any node, finds it.
     gw.connections[sid] = conn
+    try:
+        await _records(gw).add(conn.user_id, sid, gw.node_id)
+    except StorageError:
+        gw.connections.pop(sid, None)
+        log.warning("refusing a socket: its session could not be recorded", exc_info=True,
+                    extra={"user_id": conn.user_id})
+        raise _refused(_UNAVAILABLE) from None
     try:
         await gw.system.ref(UserActor, conn.user_id).tell(
             SessionOpened(session_id=sid, node_id=gw.node_id))
     except ActorError:  # the system is stopping: this node takes no new sockets
-        del gw.connections[sid]
+        gw.connections.pop(sid, None)
+        await _unrecord(gw, conn)
         raise _refused(_UNAVAILABLE) from None
     await gw.sio.enter_room(sid, user_room(conn.user_id))
     _arm_expiry(gw, conn)
@@ -60,11 +81,19 @@ async def disconnect(gw: Gateway, sid: str) -> None:
     conn = gw.connections.pop(sid, None)
     if conn is None:
         return
+    await _gone(gw, conn)
+
+
+async def _gone(gw: Gateway, conn: Connection) -> None:
+    """A socket no longer in gw.connections is gone (closed, or found dead): its record,
+    its calls and its user's actor learn of it."""
     if conn.expiry is not None:
         conn.expiry.cancel()
+    # Out of the records before the UserActor hears of it, so no reload brings it back.
+    await _unrecord(gw, conn)
     await calls.session_gone(gw, conn)
     try:
-        await gw.system.ref(UserActor, conn.user_id).tell(SessionClosed(session_id=sid))
+        await gw.system.ref(UserActor, conn.user_id).tell(SessionClosed(session_id=conn.sid))
     except ActorError:
         # Stopping: the UserActor's saved record goes stale by itself (alive_until).
         log.info("session close of %s not delivered: actor system stopped", conn.user_id)
@@ -80,6 +109,7 @@ async def refresh(gw: Gateway, conn: Connection, event: AuthRefresh) -> dict[str
         return acks.error(FORBIDDEN, "the token belongs to another user")
     conn.expires_at = principal.expires_at
     _arm_expiry(gw, conn)
+    await _keep_recorded(gw, conn)
     return acks.ok(RefreshAck(expires_at=datetime.fromtimestamp(conn.expires_at, UTC)))
 
 
@@ -101,33 +131,133 @@ def _expire(gw: Gateway, conn: Connection) -> None:
     gw.spawn(gw.sio.disconnect(conn.sid), name=f"expire:{conn.sid}")
 
 
-class LocalSessions:
-    """actors.ports.SessionDirectory for this node: a session of ours is gone when we no
-    longer hold it, or when Engine.IO has lost its transport while Socket.IO never reported
-    the close (a client that vanished mid-handshake). Such a zombie is forgotten here too."""
+# -- Session records ----------------------------------------------------------------------
 
-    def __init__(self, gw: Gateway) -> None:
+
+def _records(gw: Gateway) -> SessionRecords:
+    assert gw.sessions_store is not None, "the gateway builds its session records at startup"
+    return gw.sessions_store
+
+
+async def _unrecord(gw: Gateway, conn: Connection) -> None:
+    try:
+        await _records(gw).remove(conn.user_id, conn.sid, gw.node_id)
+    except StorageError:
+        # Every node's UserActors trust this record until it goes: `sweep` retries.
+        log.warning("a closed session stays recorded for now", exc_info=True,
+                    extra={"user_id": conn.user_id})
+        if len(gw.unremoved) < MAX_UNREMOVED:
+            gw.unremoved.add((conn.user_id, conn.sid))
+
+
+async def _keep_recorded(gw: Gateway, conn: Connection) -> None:
+    """Add the record again, pushing its expiry ahead: a socket kept open by refreshes
+    outlives the records' TTL. Best effort."""
+    records = _records(gw)
+    try:
+        await records.add(conn.user_id, conn.sid, gw.node_id)
+    except StorageError:
+        log.warning("session record not refreshed", exc_info=True,
+                    extra={"user_id": conn.user_id})
+        return
+    if gw.connections.get(conn.sid) is not conn:
+        # Closed while we wrote: its disconnect may have removed the record before our add.
+        await _unrecord(gw, conn)
+
+
+async def sweep(gw: Gateway) -> None:
+    """One pass of this node's housekeeping of its sockets' records (the UserActors of every
+    node trust them): a socket whose Engine.IO transport is gone while Socket.IO never
+    reported the close is closed here as if it had been (record removed, actors told), and
+    removes that failed are retried. Storage failures are logged; the next pass retries."""
+    for sid in [sid for sid in gw.connections if not transport_alive(gw, sid)]:
+        log.info("closing a socket that vanished without a close")
+        await disconnect(gw, sid)
+    records = _records(gw)
+    for user_id, sid in list(gw.unremoved):
+        try:
+            await records.remove(user_id, sid, gw.node_id)
+        except StorageError:
+            log.warning("closed sessions still recorded: %d", len(gw.unremoved))
+            return
+        gw.unremoved.discard((user_id, sid))
+
+
+async def sweep_forever(gw: Gateway, interval: float = SWEEP_INTERVAL) -> None:
+    """Run `sweep` every `interval` seconds (a gateway task, cancelled at shutdown)."""
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await sweep(gw)
+        except Exception:
+            log.exception("session sweep failed")
+
+
+def transport_alive(gw: Gateway, sid: str) -> bool:
+    """Whether Engine.IO still has a transport for socket `sid` of this node."""
+    eio_sid = gw.sio.manager.eio_sid_from_sid(sid, "/")
+    socket = gw.sio.eio.sockets.get(eio_sid) if eio_sid else None
+    return socket is not None and not socket.closed
+
+
+class RecordedSessions:
+    """actors.ports.SessionDirectory over the session records of every node and this node's
+    gateway. A record is trusted when its node is in the live view (`gw.live_nodes`; None:
+    a single node, only `gw.node_id` exists), except that this node's own sockets are
+    checked here: one we no longer hold, or whose Engine.IO transport is gone while
+    Socket.IO never reported the close (a client that vanished mid-handshake), is not live;
+    such a zombie is closed as if Socket.IO had reported it.
+
+    Records left out are removed (best effort), with one exception: in a cluster, the record
+    of a node outside this node's view is only left out. A view may lag behind for a moment
+    (a node that just joined and already took sockets), and a removed record would be lost
+    for good, while one left out comes back with the view. The cluster removes a dead node's
+    records with SessionRecords.forget_node when it reaps the node (and they expire anyway)."""
+
+    def __init__(self, gw: Gateway, records: SessionRecords) -> None:
         self._gw = gw
+        self._records = records
 
-    async def closed(self, sessions: dict[str, str]) -> set[str]:
-        gw = self._gw
-        gone = set()
-        for sid, node in sessions.items():
-            if node != gw.node_id:
+    async def sessions(self, user_id: str) -> dict[str, str]:
+        recorded = await self._records.of_user(user_id)
+        alone = self._gw.live_nodes is None
+        live = self._live_nodes()
+        found: dict[str, str] = {}
+        for sid, node in recorded.items():
+            if node not in live:
+                if not alone:
+                    continue
+                # Alone, any other node id is a previous process of ours (or of a node
+                # long gone): nothing can bring its sockets back.
+                log.info("forgetting a session of node %s, which is gone", node,
+                         extra={"user_id": user_id})
+            elif node == self._gw.node_id and not self._held(sid, user_id):
+                log.info("forgetting a session this node no longer holds",
+                         extra={"user_id": user_id})
+            else:
+                found[sid] = node
                 continue
-            conn = gw.connections.get(sid)
-            if conn is not None and self._transport_alive(sid):
-                continue
-            gone.add(sid)
-            if conn is not None:
-                log.info("forgetting a socket that vanished without a close",
-                         extra={"user_id": conn.user_id})
-                gw.connections.pop(sid, None)
-                if conn.expiry is not None:
-                    conn.expiry.cancel()
-        return gone
+            try:
+                await self._records.remove(user_id, sid, node)
+            except StorageError:  # left out all the same; the next read tries again
+                log.warning("stale session record not removed", exc_info=True,
+                            extra={"user_id": user_id})
+        return found
 
-    def _transport_alive(self, sid: str) -> bool:
-        eio_sid = self._gw.sio.manager.eio_sid_from_sid(sid, "/")
-        socket = self._gw.sio.eio.sockets.get(eio_sid) if eio_sid else None
-        return socket is not None and not socket.closed
+    def _live_nodes(self) -> Collection[str]:
+        live_nodes = self._gw.live_nodes
+        return (self._gw.node_id,) if live_nodes is None else set(live_nodes())
+
+    def _held(self, sid: str, user_id: str) -> bool:
+        conn = self._gw.connections.get(sid)
+        if conn is None or conn.user_id != user_id:
+            return False
+        if transport_alive(self._gw, sid):
+            return True
+        # A zombie: Socket.IO will never run its disconnect handler, so close it here. In a
+        # task of its own: the UserActor asking us must not wait on a tell to itself.
+        self._gw.connections.pop(sid, None)
+        if conn.expiry is not None:
+            conn.expiry.cancel()
+        self._gw.spawn(_gone(self._gw, conn), name=f"zombie:{sid}")
+        return False

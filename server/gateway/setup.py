@@ -4,8 +4,12 @@
   client manager is the Socket.IO Redis manager on the channel `<REDIS_KEY_PREFIX>socketio`,
   so an emit to a room reaches that room's sockets on every node.
 - One namespace object for "/" (GatewayNamespace) running the event pipeline.
-- The UserActor kind, with its ports (presence store, broadcaster, unread counts) built at
-  startup, and the notifications area's live-delivery sink.
+- The UserActor kind, with its ports (presence store, broadcaster, unread counts, the
+  session directory over the session records) built at startup, and the notifications
+  area's live-delivery sink.
+- The session records (Redis with REDIS_URL, memory otherwise) on `Gateway.sessions_store`,
+  where the cluster wiring reaches them (`users_on`, `forget_node`), and a background sweep
+  that keeps this node's records true to its sockets.
 
 Startup happens in `gateway_ctx`, after the database, Redis and auth contexts. On shutdown
 every socket is closed first (on_shutdown: open websockets would otherwise hold aiohttp's
@@ -34,16 +38,18 @@ from server.gateway.connections import Gateway
 from server.gateway.limits import MAX_PACKET_BYTES
 from server.gateway.namespace import GatewayNamespace
 from server.gateway.push import push_feed_post, push_notification
-from server.gateway.session import LocalSessions
+from server.gateway.session import RecordedSessions, sweep_forever
 from server.gateway.transport import CLOSE_TIMEOUT, OpenWebSockets, track_websockets
 from server.keys import AUTHENTICATOR, DB_POOL, LIFECYCLE, SETTINGS
 from server.notifications.wiring import add_notification_sink
 from server.posts.wiring import POST_READER
 from server.resources import optional_redis
 from storage.memory.presence import MemoryPresenceStore
+from storage.memory.sessions import MemorySessionRecords
 from storage.postgres.notifications import PostgresNotificationStore
 from storage.postgres.visibility import PostgresPresenceVisibility
 from storage.redis.presence import RedisPresenceStore
+from storage.redis.sessions import RedisSessionRecords
 
 log = logging.getLogger("hubbub.gateway")
 SIO = web.AppKey("sio", socketio.AsyncServer)
@@ -68,17 +74,16 @@ def setup_gateway(app: web.Application) -> socketio.AsyncServer:
                       event_burst=settings.socket_event_burst)
     sio.register_namespace(GatewayNamespace(gateway))
     broadcaster = SocketIOBroadcaster(sio)
-    sessions = LocalSessions(gateway)
     app[SIO] = sio
     app[GATEWAY] = gateway
     app[BROADCASTER] = broadcaster
 
     def user_actor(key: str, context: ActorContext) -> UserActor:
         # Called at activation, after startup: the ports exist by then.
-        assert gateway.presence is not None
+        assert gateway.presence is not None and gateway.sessions_store is not None
         return UserActor(key, context, presence=gateway.presence, broadcaster=broadcaster,
-                         unread=gateway.unread, directory=sessions,
-                         grace=settings.presence_grace_seconds)
+                         directory=RecordedSessions(gateway, gateway.sessions_store),
+                         unread=gateway.unread, grace=settings.presence_grace_seconds)
 
     app[ACTOR_SYSTEM].register(UserActor, user_actor)
     _add_live_push(app, gateway)
@@ -87,16 +92,22 @@ def setup_gateway(app: web.Application) -> socketio.AsyncServer:
         client = optional_redis(app)
         if client is not None:
             gateway.presence = RedisPresenceStore(client, settings.redis_key_prefix)
+            gateway.sessions_store = RedisSessionRecords(client, settings.redis_key_prefix)
             app[LIFECYCLE].adapters["presence"] = "redis"
+            app[LIFECYCLE].adapters["sessions"] = "redis"
             app[LIFECYCLE].adapters["socketio"] = "redis"
         else:
             gateway.presence = MemoryPresenceStore()
+            gateway.sessions_store = MemorySessionRecords()
             app[LIFECYCLE].adapters["presence"] = "memory"
+            app[LIFECYCLE].adapters["sessions"] = "memory"
             app[LIFECYCLE].adapters["socketio"] = "in-process"
         pool = app[DB_POOL]
         gateway.visibility = PostgresPresenceVisibility(pool)
         gateway.unread = PostgresNotificationStore(pool)
         gateway.authenticate = app[AUTHENTICATOR]
+        # Closes zombie sockets and retries failed record removes (see session.sweep).
+        gateway.spawn(sweep_forever(gateway), name="gateway:sweep")
         try:
             yield
         finally:

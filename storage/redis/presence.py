@@ -1,12 +1,12 @@
 """Presence records in Redis: the `PresenceStore` every node of a cluster shares.
 
 One hash per user under `<prefix>presence:<user id>` with the fields status, last_seen_at
-and alive_until (unix seconds as decimal strings, "" for none) and sessions (a JSON object
-of session id -> node id). Each save rewrites every field and sets the key's TTL to the
-retention past the record's alive_until, so the hash of a user who stays away vanishes by
-itself. Liveness is not a TTL but `alive_until`, which the owning UserActor's heartbeat
-pushes forward: a record whose node died reads as offline (since alive_until) yet keeps
-last_seen for the retention period.
+and alive_until (unix seconds as decimal strings, "" for none). Each save rewrites every
+field (and drops the `sessions` field that earlier versions wrote: sessions now live in
+storage/redis/sessions.py) and sets the key's TTL to the retention past the record's
+alive_until, so the hash of a user who stays away vanishes by itself. Liveness is not a
+TTL but `alive_until`, which the owning UserActor's heartbeat pushes forward: a record whose
+node died reads as offline (since alive_until) yet keeps last_seen for the retention period.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ import time
 from collections.abc import Callable
 from typing import get_args
 
-import msgspec
 import redis.asyncio as redis
 from redis.exceptions import RedisError
 
@@ -24,8 +23,8 @@ from protocols.presence import PresenceRecord, PresenceStatus, effective
 from storage.errors import StorageError
 
 DEFAULT_RETENTION = 30 * 24 * 3600.0
-_FIELDS = (b"status", b"last_seen_at", b"alive_until", b"sessions")
-_sessions_decoder = msgspec.json.Decoder(dict[str, str])
+_FIELDS = (b"status", b"last_seen_at", b"alive_until")
+_LEGACY_FIELDS = ("sessions",)  # written by earlier versions; dropped on save
 _STATUSES: dict[bytes | None, PresenceStatus] = {
     s.encode(): s for s in get_args(PresenceStatus)
 }
@@ -36,7 +35,7 @@ def _number(value: float | None) -> str:
 
 
 def _parse(values: list[bytes | None]) -> PresenceRecord | None:
-    status, last_seen, alive_until, sessions = values
+    status, last_seen, alive_until = values
     if status not in _STATUSES:
         return None  # none stored (or not one we wrote)
     try:
@@ -44,9 +43,8 @@ def _parse(values: list[bytes | None]) -> PresenceRecord | None:
             status=_STATUSES[status],
             last_seen_at=float(last_seen) if last_seen else None,
             alive_until=float(alive_until) if alive_until else 0.0,
-            sessions=_sessions_decoder.decode(sessions) if sessions else {},
         )
-    except (ValueError, msgspec.DecodeError):
+    except ValueError:
         return None  # a corrupt record reads as none: the actor's next save replaces it
 
 
@@ -71,8 +69,8 @@ class RedisPresenceStore:
                     "status": record.status,
                     "last_seen_at": _number(record.last_seen_at),
                     "alive_until": _number(record.alive_until or None),
-                    "sessions": msgspec.json.encode(record.sessions),
                 })
+                pipe.hdel(key, *_LEGACY_FIELDS)
                 pipe.expire(key, ttl)
                 await pipe.execute()
         except RedisError as exc:

@@ -6,9 +6,11 @@ from __future__ import annotations
 from datetime import datetime
 
 import aiohttp
+import redis.asyncio as redis
 
 from protocols.ids import new_id
 from tests.e2e.live import Live, signup
+from tests.support.polling import eventually
 from tests.support.server import HubbubProcess
 
 
@@ -70,3 +72,26 @@ async def test_only_users_one_may_see_are_subscribed(
     assert bad["ok"] is False and bad["error"]["code"] == "invalid"
     for live in (ann_live, cat_live, bob_live):
         await live.close()
+
+
+async def test_each_socket_is_recorded_by_its_node_while_connected(
+        hubbub: HubbubProcess, http: aiohttp.ClientSession, redis_client: redis.Redis) -> None:
+    ann = await signup(http, "recorded")
+    prefix = hubbub.env["REDIS_KEY_PREFIX"]
+    sessions_key = f"{prefix}sessions:{ann.id}"
+    live = await Live.connect(hubbub.base_url, ann.token)
+    # The connect handler records the socket before the client is told it is connected.
+    recorded = await redis_client.hgetall(sessions_key)
+    assert list(recorded) == [live.client.get_sid("/").encode()]
+    node = next(iter(recorded.values())).decode()
+    assert await redis_client.sismember(f"{prefix}node-users:{node}", ann.id)
+    assert 0 < await redis_client.ttl(sessions_key) <= 7 * 24 * 3600
+
+    await live.close()
+
+    async def forgotten() -> bool:
+        return not await redis_client.exists(sessions_key)
+
+    # The server runs its disconnect handler after the client hung up: nothing to await.
+    await eventually(forgotten, 10, "the closed socket's session record to go")
+    assert not await redis_client.sismember(f"{prefix}node-users:{node}", ann.id)

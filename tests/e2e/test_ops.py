@@ -14,12 +14,16 @@ async def test_health_ready_info(http: aiohttp.ClientSession, hubbub: HubbubProc
     async with http.get("/ready") as response:
         assert response.status == 200
         body = await response.json()
-        assert body["checks"] == {"database": "ok", "redis": "ok"}
+        assert body["checks"] == {"database": "ok", "redis": "ok", "cluster": "ok"}
     async with http.get("/info") as response:
         info = await response.json()
         assert info["adapters"]["database"] == "postgres"
         assert info["adapters"]["redis"] == "redis"
         assert info["version"]
+        # With REDIS_URL the server is a cluster of one (or more, when a test adds nodes).
+        cluster = info["cluster"]
+        assert cluster["mode"] == "cluster" and cluster["node_id"] == info["node_id"]
+        assert info["node_id"] in cluster["nodes"] and cluster["version"] >= 1
 
 
 async def test_request_id_is_echoed_and_logged(

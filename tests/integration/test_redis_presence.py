@@ -42,3 +42,17 @@ async def test_a_corrupt_record_reads_as_none(redis_client: redis.Redis,
     await redis_client.hset(f"{clean_redis_prefix}presence:u2", mapping={"status": "sleepy"})
     assert await store.load("u1") is None
     assert await store.get_many(["u1", "u2"]) == {}
+
+
+async def test_the_sessions_field_of_earlier_versions_is_ignored_then_dropped(
+        redis_client: redis.Redis, clean_redis_prefix: str) -> None:
+    clock = ManualClock(start=1_800_000_000.0)
+    store = RedisPresenceStore(redis_client, clean_redis_prefix, clock=clock.time)
+    key = f"{clean_redis_prefix}presence:u1"
+    await redis_client.hset(key, mapping={"status": "online", "last_seen_at": "",
+                                          "alive_until": repr(clock.time() + 60),
+                                          "sessions": '{"s1": "node-1"}'})
+    assert await store.load("u1") == PresenceRecord(status="online",
+                                                    alive_until=clock.time() + 60)
+    await store.save("u1", PresenceRecord(status="away", alive_until=clock.time() + 60))
+    assert await redis_client.hexists(key, "sessions") is False

@@ -19,8 +19,7 @@ async def check_presence_store(store: Any, clock: ManualClock, *,
     assert await store.online([a, b]) == set()
 
     now = clock.time()
-    online = PresenceRecord(status="online", alive_until=now + 60,
-                            sessions={"s1": "node-1", "s2": "node-2"})
+    online = PresenceRecord(status="online", alive_until=now + 60)
     await store.save(a, online)
     await store.save(b, PresenceRecord(status="offline", last_seen_at=now - 5))
     await store.save(c, PresenceRecord(status="dnd", alive_until=now + 10))
