@@ -36,6 +36,7 @@ from server.feed.wiring import add_feed_listener
 from server.gateway.broadcaster import SocketIOBroadcaster
 from server.gateway.connections import Gateway
 from server.gateway.limits import MAX_PACKET_BYTES
+from server.gateway.listener_watch import listener_alive, watch_listener
 from server.gateway.namespace import GatewayNamespace
 from server.gateway.push import push_feed_post, push_notification
 from server.gateway.session import RecordedSessions, sweep_forever
@@ -108,6 +109,14 @@ def setup_gateway(app: web.Application) -> socketio.AsyncServer:
         gateway.authenticate = app[AUTHENTICATOR]
         # Closes zombie sockets and retries failed record removes (see session.sweep).
         gateway.spawn(sweep_forever(gateway), name="gateway:sweep")
+        gateway.spawn(watch_listener(sio), name="gateway:listener-watch")
+
+        async def socketio_listening() -> None:
+            if not listener_alive(sio):
+                raise ConnectionError("the Socket.IO Redis listener is down")
+
+        if client is not None:
+            app[LIFECYCLE].readiness_checks["socketio"] = socketio_listening
         try:
             yield
         finally:

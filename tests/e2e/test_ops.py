@@ -14,7 +14,8 @@ async def test_health_ready_info(http: aiohttp.ClientSession, hubbub: HubbubProc
     async with http.get("/ready") as response:
         assert response.status == 200
         body = await response.json()
-        assert body["checks"] == {"database": "ok", "redis": "ok", "cluster": "ok"}
+        assert body["checks"] == {"database": "ok", "redis": "ok", "cluster": "ok",
+                                  "socketio": "ok"}
     async with http.get("/info") as response:
         info = await response.json()
         assert info["adapters"]["database"] == "postgres"
