@@ -169,7 +169,10 @@ class RoomActor(Actor):
         )
         stored = await self._append(draft, request.user_id)
         if stored.id != draft.id:
-            return stored  # a resend of client_id: the first message, nothing new
+            # A resend of client_id: the first message, nothing new, unless it was stored by
+            # an activation that died before pushing it (a crash, a node killed).
+            await self._publish_if_unpublished(stored)
+            return stored
         self._last_seq = stored.seq
         self._read[stored.sender_id] = max(self._read.get(stored.sender_id, 0), stored.seq)
         if request.user_id in self._typing:
@@ -181,6 +184,20 @@ class RoomActor(Actor):
             self._emit("message:new", to_wire(MessageNew(message=stored))),
             self._notify_offline(stored))
         return stored
+
+    async def _publish_if_unpublished(self, stored: Message) -> None:
+        """The hot history and the live push go together: a stored message missing from the
+        history was probably never pushed either, so push it now (late, but not lost for
+        members who stayed connected; rejoins replay it anyway)."""
+        try:
+            cached = await self._ports.history.after(self.key, stored.seq - 1, 1)
+        except Exception:
+            return  # cannot tell: a duplicate push is worse than a late one
+        if cached and cached[0].seq == stored.seq:
+            return
+        await asyncio.gather(
+            self._best_effort("hot history append", self._ports.history.append(stored)),
+            self._emit("message:new", to_wire(MessageNew(message=stored))))
 
     async def _append_system(self, request: AppendSystemMessage) -> Message:
         if self._room is None:

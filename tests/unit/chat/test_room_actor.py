@@ -399,6 +399,22 @@ async def test_a_crash_after_the_commit_keeps_the_sequence_continuous(rig: Rig) 
     assert rig.stored_seqs(ref) == [1, 2, 3]
 
 
+async def test_a_message_stored_but_never_pushed_is_pushed_on_its_resend(rig: Rig) -> None:
+    # The node holding the room died between the commit and the push: the client resends.
+    ann = users(1)[0]
+    ref = rig.room([ann])
+    rig.store.fail_next_append = "after"
+    with pytest.raises(ActorCrashed):
+        await send(ref, ann, "c1")
+    assert not rig.broadcaster.room_events
+    await send(ref, ann, "c1")
+    pushed = [d["message"]["seq"] for _, e, d in rig.broadcaster.room_events
+              if e == "message:new"]
+    assert pushed == [1]
+    await send(ref, ann, "c1")  # pushed once is enough: a third try pushes nothing
+    assert len([e for _, e, _ in rig.broadcaster.room_events if e == "message:new"]) == 1
+
+
 async def test_a_crash_before_the_commit_leaves_no_gap(rig: Rig) -> None:
     ann = users(1)[0]
     ref = rig.room([ann])
