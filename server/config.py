@@ -42,6 +42,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     db_pool_max: PositiveInt = 20
     redis_url: str | None = None
     redis_key_prefix: str = "hubbub:"
+    redis_pool_max: PositiveInt = 200  # connections per node; commands wait for a free one
     kafka_bootstrap_servers: str | None = None
     # Events: topics are created with these at start when missing; published outbox rows are
     # deleted after OUTBOX_RETENTION_HOURS.

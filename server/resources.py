@@ -59,7 +59,7 @@ async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
         lifecycle.adapters["redis"] = "in-process"
         yield
         return
-    client = create_redis(settings.redis_url)
+    client = create_redis(settings.redis_url, max_connections=settings.redis_pool_max)
     await client.ping()
     app[REDIS] = client
     lifecycle.adapters["redis"] = "redis"

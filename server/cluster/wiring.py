@@ -41,13 +41,15 @@ from server.cluster.rehome import Rehomer
 from server.gateway.setup import GATEWAY
 from server.keys import LIFECYCLE, SETTINGS
 from server.metrics import METRICS
-from server.resources import optional_redis
+from storage.redis.client import create_redis
 from storage.redis.cluster_transport import RedisClusterTransport
 from storage.redis.membership import RedisMembershipStore
 
 log = logging.getLogger("hubbub.cluster")
 # Seconds a leaving node waits for its moved actors to finish their message and flush.
 HANDOVER_TIMEOUT = 10.0
+# Redis connections of the cluster's own pool: the listener, the publisher, heartbeats.
+CLUSTER_CONNECTIONS = 8
 
 
 @dataclass(eq=False)
@@ -158,8 +160,11 @@ def setup_cluster(app: web.Application) -> Cluster | None:
     router.on_undelivered = system.undelivered
 
     async def cluster_ctx(app: web.Application) -> AsyncIterator[None]:
-        client = optional_redis(app)
-        assert client is not None, "REDIS_URL is set, so the Redis context connected"
+        assert settings.redis_url is not None
+        # Its own small pool: heartbeats and actor messages must not queue behind a burst of
+        # application commands (a late heartbeat gets a live node declared dead).
+        client = create_redis(settings.redis_url, max_connections=CLUSTER_CONNECTIONS)
+        await client.ping()
         transport = RedisClusterTransport(client, settings.redis_key_prefix, node_id)
         router.bind(transport, system)
         await transport.start(router.received)
@@ -184,6 +189,7 @@ def setup_cluster(app: web.Application) -> Cluster | None:
             await membership.stop()
             router.fail_pending()
             await transport.stop()
+            await client.aclose()
             for task in list(cluster._tasks):
                 task.cancel()
             await asyncio.gather(*cluster._tasks, return_exceptions=True)

@@ -4,10 +4,19 @@ from __future__ import annotations
 
 import redis.asyncio as redis
 
+# Seconds a command waits for a free pooled connection before failing.
+POOL_TIMEOUT = 5.0
 
-def create_redis(url: str) -> redis.Redis:
-    """A pooled client; connects lazily, so call `ping()` to check reachability."""
-    return redis.Redis.from_url(
-        url, decode_responses=False, health_check_interval=30,
-        socket_connect_timeout=5, socket_timeout=5, retry_on_timeout=True,
-    )
+
+def create_redis(url: str, max_connections: int = 200) -> redis.Redis:
+    """A pooled client; connects lazily, so call `ping()` to check reachability.
+
+    The pool blocks when all `max_connections` are busy: redis-py's default pool raises
+    "Too many connections" instead, which a burst of socket closes (each a few commands) on
+    a busy node turned into lost presence saves and failed heartbeats.
+    """
+    pool = redis.BlockingConnectionPool.from_url(
+        url, max_connections=max_connections, timeout=POOL_TIMEOUT, decode_responses=False,
+        health_check_interval=30, socket_connect_timeout=5, socket_timeout=5,
+        retry_on_timeout=True)
+    return redis.Redis(connection_pool=pool)
