@@ -20,7 +20,8 @@ STAMP_RUN := $(VENV)/.stamp-run
 STAMP_TEST := $(VENV)/.stamp-test
 STAMP_LOAD := $(VENV)/.stamp-load
 
-.PHONY: help run test lint fmt migrate bench bench-feed bench-chat docker clean clean-data redis
+.PHONY: help run test lint fmt migrate bench bench-feed bench-chat bench-cluster docker clean \
+  clean-data redis
 
 help:
 	@echo "make run         serve on 127.0.0.1:8080 (embedded Postgres, data in ./var)"
@@ -31,6 +32,7 @@ help:
 	@echo "make bench       load test a fresh local server (BENCH_USERS, BENCH_SECONDS)"
 	@echo "make bench-feed  seed a large graph, print feed read latency and fan-out times"
 	@echo "make bench-chat  connect many Socket.IO clients, print chat throughput and latency"
+	@echo "make bench-cluster  the bench-chat load on a 1-node then a 2-node cluster, side by side"
 	@echo "make docker      build the container image $(IMAGE)"
 	@echo "make clean       remove .venv (with its install stamps) and caches"
 	@echo "make clean-data  remove ./var (embedded Postgres data, local media, JWT secret)"
@@ -97,6 +99,10 @@ bench-feed: $(STAMP_LOAD)
 
 bench-chat: $(STAMP_LOAD)
 	$(BIN)/python loadtest/bench_chat.py
+
+# Needs Redis on 127.0.0.1:6379 (BENCH_REDIS_URL): both runs are Redis-backed clusters.
+bench-cluster: $(STAMP_LOAD)
+	$(BIN)/python loadtest/bench_cluster.py
 
 # Documented rather than exercised here: needs a Docker engine.
 docker:

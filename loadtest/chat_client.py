@@ -1,5 +1,6 @@
-"""A minimal Socket.IO client for `make bench-chat`: an aiohttp websocket speaking the
-Engine.IO / Socket.IO framing by hand, light enough to run hundreds per process."""
+"""A minimal Socket.IO client for `make bench-chat` and `make bench-cluster`: an aiohttp
+websocket speaking the Engine.IO / Socket.IO framing by hand, light enough to run hundreds per
+process."""
 
 from __future__ import annotations
 
@@ -18,11 +19,11 @@ import aiohttp
 class Seat:
     token: str
     room_id: str
+    url: str = ""  # the node this client connects to (a cluster spreads its clients)
 
 
 @dataclass
 class WorkerPlan:
-    url: str
     seats: list[Seat]
     seconds: float
     rate: float
@@ -38,6 +39,16 @@ class WorkerResult:
     delivered: int = 0  # message:new received for messages sent in the window
     latencies_ms: list[float] = field(default_factory=list)
     disconnects: int = 0
+    # Accounting per message, so that a lost delivery is told apart from a member that never
+    # connected, and located by node. "<room id> <node url>" -> members connected there;
+    # (tag, room id, send time) of each acked message; "<tag> <node url>" -> receipts.
+    members: dict[str, int] = field(default_factory=dict)
+    acked_sends: list[tuple[str, str, float]] = field(default_factory=list)
+    received: dict[str, int] = field(default_factory=dict)
+
+    def joined(self, seat: Seat) -> None:
+        key = f"{seat.room_id} {seat.url}"
+        self.members[key] = self.members.get(key, 0) + 1
 
 
 # -- the worker: bare Engine.IO/Socket.IO clients ---------------------------------------------
@@ -56,8 +67,8 @@ class Client:
         self.reader: asyncio.Task[None] | None = None
         self.closing = False
 
-    async def connect(self, session: aiohttp.ClientSession, url: str) -> None:
-        ws = await session.ws_connect(f"{url}/socket.io/?EIO=4&transport=websocket",
+    async def connect(self, session: aiohttp.ClientSession) -> None:
+        ws = await session.ws_connect(f"{self.seat.url}/socket.io/?EIO=4&transport=websocket",
                                       max_msg_size=0, autoping=True)
         self.ws = ws
         opening = await ws.receive_str(timeout=30)
@@ -106,11 +117,14 @@ class Client:
             self.result.disconnects += 1  # the server hung up on us
 
     def _delivered(self, text: str) -> None:
-        sent_ns = int(text.split(" ", 1)[0])
+        stamp, tag = text.split(" ", 1)
+        sent_ns = int(stamp)
         sent = sent_ns / 1e9
         if self.window[0] <= sent < self.window[1]:
             self.result.delivered += 1
             self.result.latencies_ms.append((time.time_ns() - sent_ns) / 1e6)
+            key = f"{tag} {self.seat.url}"
+            self.result.received[key] = self.result.received.get(key, 0) + 1
 
     async def send_for(self, start: float, seconds: float, rate: float) -> None:
         """Send at `rate` per second from a random phase, until start + seconds."""
@@ -122,14 +136,20 @@ class Client:
             delay = due - time.time()
             if delay > 0:
                 await asyncio.sleep(delay)  # pacing the load, not synchronising a test
-            sends.append(asyncio.ensure_future(self._send_one()))
+            # Stamped here, and not sent once the window is over (a sleep overshoots): a
+            # message stamped past the end would be acked while its deliveries go uncounted.
+            sent_ns = time.time_ns()
+            if sent_ns / 1e9 >= end:
+                break
+            sends.append(asyncio.ensure_future(self._send_one(sent_ns)))
             due += interval
         if sends:
             await asyncio.gather(*sends)
 
-    async def _send_one(self) -> None:
+    async def _send_one(self, sent_ns: int) -> None:
         self.result.sent += 1
-        text = f"{time.time_ns()} {uuid.uuid4().hex[:8]}"
+        tag = uuid.uuid4().hex[:8]
+        text = f"{sent_ns} {tag}"
         try:
             ack = await self.emit("message:send", {"room_id": self.seat.room_id,
                                                    "client_id": uuid.uuid4().hex, "text": text})
@@ -138,6 +158,7 @@ class Client:
         else:
             if ack.get("ok"):
                 self.result.acked += 1
+                self.result.acked_sends.append((tag, self.seat.room_id, sent_ns / 1e9))
                 return
             code = ack.get("error", {}).get("code", "unknown")
         self.result.errors[code] = self.result.errors.get(code, 0) + 1

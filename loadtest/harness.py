@@ -5,11 +5,16 @@ own (created on the local Postgres and dropped afterwards, or an embedded Postgr
 temporary folder when nothing answers) and, when Redis answers, a throwaway key prefix
 (deleted afterwards). It polls /ready, stops the server with SIGTERM, and `close()` removes
 everything it created. Blocking by design: async drivers call it through asyncio.to_thread.
+
+A `BenchServer` given a `peer` is another node of the peer's cluster: it joins the peer's
+database, Redis prefix and JWT secret instead of creating its own, and leaves them for the
+peer to remove (see loadtest/cluster.py).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import secrets
 import shutil
@@ -101,6 +106,10 @@ class BenchServer:
     postgres_url: str = DEFAULT_POSTGRES
     redis_url: str = DEFAULT_REDIS
     secret: str = field(default_factory=lambda: secrets.token_hex(32))
+    # Another node of this server's cluster: share its stores and secret, create none.
+    peer: BenchServer | None = None
+    # Fail rather than fall back to the in-process adapters when Redis does not answer.
+    redis_required: bool = False
     workdir: Path = field(init=False)
     database_dsn: str = field(init=False, default="")
     redis_prefix: str | None = field(init=False, default=None)
@@ -112,6 +121,13 @@ class BenchServer:
 
     def __post_init__(self) -> None:
         self.workdir = Path(tempfile.mkdtemp(prefix=f"hubbub-{self.name}-"))
+        if self.peer is not None:
+            self.secret = self.peer.secret  # a token from one node must work on all
+
+    @property
+    def owns_stores(self) -> bool:
+        """Whether close() drops the database and Redis keys (a peer leaves them)."""
+        return self.peer is None
 
     @property
     def log_path(self) -> Path:
@@ -124,7 +140,12 @@ class BenchServer:
     def start(self, log_level: str = "WARNING", **env: str) -> str:
         """Create the stores, start the server with `env` on top of ours, wait until it is
         ready; returns its base URL."""
-        self._prepare_database()
+        if self.owns_stores:
+            self._prepare_database()
+        else:
+            assert self.peer is not None and self.peer.database_dsn, "start the peer first"
+            self.database_dsn = self.peer.database_dsn
+            self.notes.append(f"postgres: the database of {self.peer.name}")
         port = free_port()
         self.base_url = f"http://127.0.0.1:{port}"
         server_env = {
@@ -135,12 +156,9 @@ class BenchServer:
             "KAFKA_BOOTSTRAP_SERVERS": "", "S3_ENDPOINT_URL": "",
             "RATE_LIMIT_PER_MINUTE": UNLIMITED, "PYTHONUNBUFFERED": "1",
         }
-        if reachable(self.redis_url, 6379):
-            self.redis_prefix = f"hubbub-{self.name}:{uuid.uuid4().hex[:8]}:"
+        self.redis_prefix = self._pick_redis_prefix()
+        if self.redis_prefix is not None:
             server_env |= {"REDIS_URL": self.redis_url, "REDIS_KEY_PREFIX": self.redis_prefix}
-            self.notes.append(f"redis: {urlparse(self.redis_url).netloc}")
-        else:
-            self.notes.append("redis: none (the server's in-process adapters)")
         with self.log_path.open("wb") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "server.cli", "serve"], env=server_env | env,
@@ -148,6 +166,23 @@ class BenchServer:
         print(f"starting hubbub on {self.base_url} ...", flush=True)
         self._wait_ready()
         return self.base_url
+
+    def _pick_redis_prefix(self) -> str | None:
+        """The key prefix this server runs under: the peer's (one cluster), a fresh one, or
+        None for the in-process adapters when Redis does not answer."""
+        if self.peer is not None:
+            if self.peer.redis_prefix is None:
+                raise RuntimeError(f"{self.peer.name} runs without Redis: no cluster to join")
+            self.redis_url = self.peer.redis_url
+            self.notes.append(f"redis: the prefix of {self.peer.name}")
+            return self.peer.redis_prefix
+        if reachable(self.redis_url, 6379):
+            self.notes.append(f"redis: {urlparse(self.redis_url).netloc}")
+            return f"hubbub-{self.name}:{uuid.uuid4().hex[:8]}:"
+        if self.redis_required:
+            raise RuntimeError(f"Redis does not answer at {self.redis_url}")
+        self.notes.append("redis: none (the server's in-process adapters)")
+        return None
 
     def _prepare_database(self) -> None:
         if reachable(self.postgres_url, 5432):
@@ -181,6 +216,14 @@ class BenchServer:
         raise TimeoutError(f"hubbub not ready after {READY_DEADLINE:.0f}s:\n"
                            f"{tail(self.log_path)}")
 
+    def get_json(self, path: str) -> Any:
+        with urllib.request.urlopen(f"{self.base_url}{path}", timeout=5) as response:
+            return json.loads(response.read())
+
+    def get_text(self, path: str) -> str:
+        with urllib.request.urlopen(f"{self.base_url}{path}", timeout=5) as response:
+            return response.read().decode()
+
     def stop(self) -> tuple[int | None, float]:
         """SIGTERM and wait for the graceful exit; returns (exit code, seconds it took)."""
         started = time.monotonic()
@@ -200,6 +243,9 @@ class BenchServer:
     def close(self) -> None:
         """Stop the server and remove everything this run created."""
         self.stop()
+        if not self.owns_stores:  # the peer removes what it created
+            shutil.rmtree(self.workdir, ignore_errors=True)
+            return
         if self.database_dsn:
             asyncio.run(_drop_database(self._admin_dsn, self.database_dsn))
         if self.redis_prefix:
