@@ -29,3 +29,16 @@ async def eventually(
         if time.monotonic() > end:
             raise TimeoutError(f"timed out after {deadline_s}s waiting for {what}")
         await asyncio.sleep(POLL_INTERVAL)
+
+
+async def holds(predicate: Callable[[], Awaitable[bool]], duration_s: float, what: str) -> None:
+    """Assert that `predicate` stays true for `duration_s` seconds, looking every interval
+    (for "this must NOT happen within the window" checks, e.g. no offline within a grace
+    period); fails as soon as it is false."""
+    end = time.monotonic() + duration_s
+    while True:
+        if not await predicate():
+            raise AssertionError(f"no longer true: {what}")
+        if time.monotonic() > end:
+            return
+        await asyncio.sleep(POLL_INTERVAL)

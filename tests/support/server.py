@@ -42,26 +42,59 @@ class HubbubProcess:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> HubbubProcess:
+        """launch() then wait_ready(): a server ready to serve (existing callers)."""
+        return self.launch().wait_ready()
+
+    def launch(self) -> HubbubProcess:
+        """Spawn `hubbub serve` and return at once. May be called again after the process
+        exited (stop() or kill()): the same port, environment and DATA_DIR, and the log file
+        grows (it is opened for appending)."""
+        if self.process is not None and self.process.poll() is None:
+            raise RuntimeError(f"hubbub on {self.base_url} is still running")
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "server.cli", "serve"], env=self.env,
             stdout=log, stderr=subprocess.STDOUT, cwd=Path(__file__).resolve().parents[2],
         )
         log.close()
-        wait_until(self._ready, self.ready_timeout, f"hubbub on {self.base_url} to be ready")
         return self
 
-    def _ready(self) -> bool:
-        assert self.process is not None
-        if self.process.poll() is not None:
-            raise RuntimeError(
-                f"hubbub exited with {self.process.returncode}:\n{self.log_path.read_text()}"
-            )
+    def wait_ready(self, timeout: float | None = None) -> HubbubProcess:
+        """Block until /ready answers 200 (raises when the process exits first)."""
+        wait_until(self.ready_now, timeout or self.ready_timeout,
+                   f"hubbub on {self.base_url} to be ready")
+        return self
+
+    def ready_now(self) -> bool:
+        """One look: does /ready answer 200? Raises RuntimeError once the process exited."""
+        self.check_running()
         try:
             with urllib.request.urlopen(f"{self.base_url}/ready", timeout=1) as response:
                 return response.status == 200
         except OSError:
             return False
+
+    def check_running(self) -> None:
+        """Raise RuntimeError (with the log) when the process was launched and has exited."""
+        assert self.process is not None, "launch() first"
+        if self.process.poll() is not None:
+            raise RuntimeError(
+                f"hubbub exited with {self.process.returncode}:\n{self.log_path.read_text()}"
+            )
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    @property
+    def returncode(self) -> int | None:
+        return self.process.poll() if self.process is not None else None
+
+    def send_signal(self, sig: int) -> None:
+        """Signal the process without waiting (for callers that wait asynchronously)."""
+        if self.running:
+            assert self.process is not None
+            self.process.send_signal(sig)
 
     def stop(self, timeout: float = 30.0) -> int:
         """SIGTERM, then wait for a graceful exit; returns the exit code."""
@@ -74,6 +107,15 @@ class HubbubProcess:
             self.process.kill()
             self.process.wait(5)
             raise
+
+    def kill(self, timeout: float = 10.0) -> int:
+        """SIGKILL (no cleanup of any kind: a crashed machine), then reap; returns the exit
+        code (-9), or the earlier one when it had exited already."""
+        if self.process is None:
+            return 0
+        if self.process.poll() is None:
+            self.process.kill()
+        return self.process.wait(timeout)
 
     def logs(self) -> list[dict[str, Any]]:
         """Every JSON line the server has logged so far (other lines are skipped)."""
