@@ -12,35 +12,37 @@ from typing import Annotated, Literal
 import msgspec
 
 from protocols.base import Inbound, Outbound
+from protocols.fields import line, pattern, text
 from protocols.users import Me
 
 # Python's `$` also matches before a trailing newline; `(?!\n)` closes that gap (and is a
 # no-op for ECMAScript clients reading the pattern from OpenAPI).
 _END = r"$(?!\n)"
-# Control characters never belong in names or addresses (and Postgres text refuses NUL).
-_PRINTABLE = r"[^\x00-\x1f\x7f]"
+# Control characters (NUL among them: Postgres text refuses it) never belong in an address.
 _ADDR = r"[^@\s\x00-\x1f\x7f]"
 
-Username = Annotated[str, msgspec.Meta(
-    min_length=3, max_length=30, pattern=r"^[A-Za-z0-9_]+" + _END,
+Username = pattern(
+    r"^[A-Za-z0-9_]+" + _END, "may hold only letters (A-Z, a-z), digits and underscores",
+    min_length=3, max_length=30,
     description="3-30 letters, digits or underscores; unique regardless of case",
-)]
-Email = Annotated[str, msgspec.Meta(
-    max_length=254, pattern=rf"^{_ADDR}+@{_ADDR}+\.{_ADDR}+" + _END,
+)
+Email = pattern(
+    rf"^{_ADDR}+@{_ADDR}+\.{_ADDR}+" + _END,
+    "must be an email address such as ann@example.com", max_length=254,
     description="An email address; unique regardless of case",
-)]
+)
+# Passwords are only ever hashed, never stored or sent on: any characters will do (and JSON
+# decoding already refuses unpaired surrogates).
 Password = Annotated[str, msgspec.Meta(min_length=8, max_length=256)]
-DisplayName = Annotated[str, msgspec.Meta(max_length=50, pattern=rf"^{_PRINTABLE}*" + _END)]
-# What a client presents at login or refresh: bounded, and NUL-free so lookups cannot fail.
-Identifier = Annotated[str, msgspec.Meta(
-    min_length=1, max_length=254, pattern=r"^[^\x00]+$",
-    description="A username or an email address",
-)]
+DisplayName = line(max_length=50)
+# What a client presents at login or refresh: bounded, and storable so lookups cannot fail.
+Identifier = text(min_length=1, max_length=254, description="A username or an email address")
 GivenPassword = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
-OpaqueToken = Annotated[str, msgspec.Meta(min_length=1, max_length=512)]
-ResetCode = Annotated[str, msgspec.Meta(
-    min_length=6, max_length=6, pattern=r"^[0-9]{6}$", description="The 6-digit code mailed",
-)]
+OpaqueToken = text(min_length=1, max_length=512)
+ResetCode = pattern(
+    r"^[0-9]{6}$", "must be the 6 digits of the code mailed to you",
+    min_length=6, max_length=6, description="The 6-digit code mailed",
+)
 
 
 class SignupRequest(Inbound):

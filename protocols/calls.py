@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
+from protocols import fields
 from protocols.base import Inbound, Outbound
 
 # Mesh calls: every participant holds a peer connection to every other, so keep it small.
@@ -41,9 +42,7 @@ EndedReason = Literal["hangup", "cancelled", "rejected", "unanswered", "answered
                       "declined_elsewhere"]
 
 # A canonical UUID in any case; the gateway lower-cases it.
-_UUID = (r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
-         r"$(?!\n)")
-CallEntityId = Annotated[str, msgspec.Meta(pattern=_UUID)]
+CallEntityId = fields.EntityId
 
 
 # -- client -> server (Socket.IO) ---------------------------------------------------------------

@@ -8,6 +8,7 @@ from typing import Annotated
 
 import msgspec
 
+from protocols import fields
 from protocols.base import Inbound, Outbound
 from protocols.common import PageQuery
 from protocols.media import Media
@@ -16,15 +17,12 @@ from protocols.users import UserSummary
 MAX_POST_CHARS = 500
 MAX_MEDIA_PER_POST = 10
 
-# A canonical UUID in any case (services lower-case it); `$(?!\n)` as in protocols.users.
-EntityId = Annotated[str, msgspec.Meta(
-    pattern=r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$(?!\n)")]
+# A canonical UUID in any case (services lower-case it).
+EntityId = fields.EntityId
 
-# At least one non-space character, and never NUL (Postgres text refuses it).
-PostText = Annotated[str, msgspec.Meta(
-    min_length=1, max_length=MAX_POST_CHARS, pattern=r"^[^\x00]*[^\x00\s][^\x00]*$(?!\n)",
-    description="1-500 characters, not only whitespace",
-)]
+# At least one non-space character, and nothing Postgres cannot store (protocols.fields).
+PostText = fields.text(min_length=1, max_length=MAX_POST_CHARS, non_blank=True,
+                       description="1-500 characters, not only whitespace")
 
 
 class Post(Outbound):
@@ -100,12 +98,11 @@ class UserStats(Outbound):
 
 
 Timestamp = Annotated[datetime, msgspec.Meta(tz=True, description="RFC 3339 with an offset")]
-SearchText = Annotated[str, msgspec.Meta(
-    min_length=1, max_length=256, pattern=r"^[^\x00]*$",
+SearchText = fields.text(
+    min_length=1, max_length=256,
     description="Full-text search (web search syntax: words, \"phrases\", -excluded, or)",
-)]
-AuthorRef = Annotated[str, msgspec.Meta(
-    min_length=1, max_length=64, description="A user id, or @username")]
+)
+AuthorRef = fields.line(min_length=1, max_length=64, description="A user id, or @username")
 
 
 class PostSearch(PageQuery):

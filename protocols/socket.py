@@ -21,6 +21,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
+from protocols import fields
 from protocols.base import Inbound, Outbound
 from protocols.calls import (
     CallAnswered,
@@ -34,14 +35,13 @@ from protocols.calls import (
 )
 from protocols.chat import ClientId, Message, MessageText
 from protocols.presence import ChosenStatus, EffectivePresence, PresenceStatus
+from protocols.validation import explain, summary
 
 MAX_PRESENCE_IDS = 200
 
 # A canonical UUID in any case (the gateway lower-cases it before addressing an actor).
-# `$(?!\n)`: Python's `$` also matches before a trailing newline.
-_UUID_PATTERN = (r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
-                 r"$(?!\n)")
-EntityId = Annotated[str, msgspec.Meta(pattern=_UUID_PATTERN)]
+EntityId = fields.EntityId
+AccessToken = fields.text(min_length=1, max_length=4096)
 
 
 # -- client -> server -------------------------------------------------------------------------
@@ -55,7 +55,7 @@ class RoomJoin(ClientEvent):
     missed after it (in order), otherwise `missed` is empty."""
 
     room_id: EntityId
-    since_seq: Annotated[int, msgspec.Meta(ge=0)] | None = None
+    since_seq: fields.Seq | None = None
 
 
 class RoomLeave(ClientEvent):
@@ -85,7 +85,7 @@ class MessageReadEvent(ClientEvent):
     """`message:read` -> AckOk. The reader's position only moves forward."""
 
     room_id: EntityId
-    seq: Annotated[int, msgspec.Meta(ge=1)]
+    seq: fields.PositiveSeq
 
 
 class PresenceSet(ClientEvent):
@@ -106,7 +106,7 @@ class AuthRefresh(ClientEvent):
     """`auth:refresh` -> RefreshAck. A fresh access token for the same user extends the
     connection's life to that token's expiry."""
 
-    token: Annotated[str, msgspec.Meta(min_length=1, max_length=4096)]
+    token: AccessToken
 
 
 CLIENT_EVENTS: Mapping[str, type[Inbound]] = MappingProxyType({
@@ -141,15 +141,24 @@ def decode(event: object, args: tuple[Any, ...]) -> Inbound:
     """The Struct for one client event: `args` are the payload arguments Socket.IO passed.
 
     Raises UnknownEvent for a name not in CLIENT_EVENTS, msgspec.ValidationError for a
-    payload that is missing, not an object, has extra arguments, unknown fields, wrong types
-    or values out of range.
+    payload that is missing, not an object, has extra arguments, unknown fields, wrong types,
+    values out of range or text no store can keep (NUL, unpaired surrogates: anywhere in the
+    payload, even in a field relayed as is, such as call:signal's `payload`); its message
+    names every invalid field ("text: must not be empty; seq: is required").
     """
     decoder = _DECODERS.get(event) if isinstance(event, str) else None
     if decoder is None:
         raise UnknownEvent(f"unknown event {event!r}"[:120])
     if len(args) != 1:
         raise msgspec.ValidationError(f"expected one payload object, got {len(args)} arguments")
-    return decoder(args[0])
+    # Python's json (Socket.IO's parser) lets `\ud800` escapes through; no store keeps them.
+    if (where := fields.unpaired_surrogate_at(args[0])) is not None:
+        raise msgspec.ValidationError(f"{where}: {fields.SURROGATE_MESSAGE}")
+    try:
+        return decoder(args[0])
+    except msgspec.ValidationError as exc:
+        errors = explain(args[0], CLIENT_EVENTS[event], strict=True)
+        raise msgspec.ValidationError(summary(errors) if errors else str(exc)) from None
 
 
 # -- acks -------------------------------------------------------------------------------------

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
 
 import msgspec
 
 from protocols.base import Inbound, Outbound
+from protocols.fields import EntityId, line, text
 from protocols.roles import Role
 
 
@@ -55,19 +55,16 @@ class Me(Outbound):
 
 
 # A canonical UUID string, any case; avatar and other media ids have this shape.
-# `$(?!\n)`: Python's `$` also matches before a trailing newline, which Postgres would refuse.
-_UUID_PATTERN = (r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
-                 r"$(?!\n)")
-MediaId = Annotated[str, msgspec.Meta(pattern=_UUID_PATTERN)]
-# No control characters in a name; a bio may have line breaks but never NUL, which Postgres
-# text refuses.
-DisplayName = Annotated[str, msgspec.Meta(max_length=50, pattern=r"^[^\x00-\x1f\x7f]*$(?!\n)")]
-Bio = Annotated[str, msgspec.Meta(max_length=300, pattern=r"^[^\x00]*$")]
+MediaId = EntityId
+# A name is one line; a bio may have line breaks. Neither may hold what Postgres cannot store.
+DisplayName = line(max_length=50)
+Bio = text(max_length=300)
 
 
 class ProfilePatch(Inbound):
     """`PATCH /v1/users/me`. Absent fields are left alone; `avatar_media_id: null` clears the
-    avatar. At least one field must be present."""
+    avatar, otherwise it must be one of the caller's ready images (else 422 `invalid_media`).
+    At least one field must be present."""
 
     display_name: DisplayName | msgspec.UnsetType = msgspec.UNSET
     bio: Bio | msgspec.UnsetType = msgspec.UNSET

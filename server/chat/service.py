@@ -12,15 +12,14 @@ are 422; a block between two other people who would share the room is 403 `block
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Protocol
-
-import msgspec
+from typing import Literal, Protocol
 
 from actors.errors import ActorCrashed, ActorStopped, AskTimeout, Rejected
 from actors.errors import Unavailable as ActorUnavailable
 from actors.ports import RoomStore
 from protocols.chat import MAX_GROUP_MEMBERS, HistoryQuery, MembersChange, Message, Room, RoomCreate
 from protocols.common import Page, PageQuery
+from protocols.fields import Seq
 from protocols.ids import is_id, new_id
 from protocols.problems import FieldError
 from protocols.room_messages import SendMessage
@@ -37,7 +36,7 @@ from server.http.problems import (
 )
 
 # History cursor: ("a", after_seq, before_seq or 0) reads forward, ("b", before_seq, 0) back.
-Seq = Annotated[int, msgspec.Meta(ge=0)]
+# Seqs are bounded like the query's (a bigint): a forged cursor is a 400, never a 500.
 HistoryKey = tuple[Literal["a", "b"], Seq, Seq]
 
 

@@ -24,6 +24,7 @@ from aiohttp import web
 
 from protocols.problems import FieldError
 from protocols.roles import Role
+from protocols.validation import explain
 from server.http.problems import (
     BadRequest,
     Forbidden,
@@ -62,7 +63,8 @@ class Endpoint:
 
 
 def field_errors(exc: msgspec.ValidationError, location: str = "") -> list[FieldError]:
-    """Turn msgspec's "Expected `int` >= 1 - at `$.limit`" into [{field: "limit", ...}]."""
+    """Turn msgspec's "Expected `int` >= 1 - at `$.limit`" into [{field: "limit", ...}]
+    (that one error, as msgspec reported it; `invalid_fields` names them all, in words)."""
     text = str(exc)
     match = _PATH.search(text)
     path = match.group(1) if match else ""
@@ -71,12 +73,42 @@ def field_errors(exc: msgspec.ValidationError, location: str = "") -> list[Field
                        message=message)]
 
 
+def invalid_fields(what: str, data: Any, shape: type, exc: msgspec.ValidationError, *,
+                   strict: bool = True) -> ValidationFailed:
+    """The 422 for `data` that did not convert to `shape` (raising `exc`): every invalid
+    field at once, each with a message a person can read (protocols.validation)."""
+    is_struct = isinstance(shape, type) and issubclass(shape, msgspec.Struct)
+    errors = explain(data, shape, strict=strict) if is_struct else []
+    if not errors:  # not a Struct, or the fast path and the field checks disagree
+        errors = field_errors(exc)
+    names = ", ".join(dict.fromkeys(error.field for error in errors))
+    return ValidationFailed(f"{what} is invalid: {names}", errors=errors)
+
+
 def decode_query(request: web.Request, query_type: type) -> Any:
+    query = dict(request.query)
     try:
-        return msgspec.convert(dict(request.query), query_type, strict=False)
+        return msgspec.convert(query, query_type, strict=False)
     except msgspec.ValidationError as exc:
-        raise ValidationFailed("A query parameter is invalid",
-                               errors=field_errors(exc)) from None
+        raise invalid_fields("The query", query, query_type, exc, strict=False) from None
+
+
+def decode_json(raw: bytes, decoder: msgspec.json.Decoder, shape: type) -> Any:
+    """A JSON body as `shape` (decoded by `decoder`, built once for it): 400 when it is not
+    JSON (or not UTF-8), 422 naming every invalid field."""
+    try:
+        return decoder.decode(raw)
+    except msgspec.ValidationError as exc:
+        try:
+            data = msgspec.json.decode(raw)
+        except (msgspec.DecodeError, UnicodeDecodeError):
+            # The typed decode stopped at a bad field before the bad JSON after it.
+            raise BadRequest("The body is not valid JSON") from None
+        raise invalid_fields("The body", data, shape, exc) from None
+    except msgspec.DecodeError as exc:
+        raise BadRequest(f"The body is not valid JSON: {exc}") from None
+    except UnicodeDecodeError:
+        raise BadRequest("The body is not valid UTF-8") from None
 
 
 async def read_body(request: web.Request, limit: int) -> bytes:
@@ -102,12 +134,7 @@ async def decode_json_body(request: web.Request, endpoint: Endpoint, limit: int)
     raw = await read_body(request, limit)
     if not raw.strip():
         raise BadRequest("A JSON body is required")
-    try:
-        return endpoint.decoder.decode(raw)
-    except msgspec.ValidationError as exc:
-        raise ValidationFailed("The body is invalid", errors=field_errors(exc)) from None
-    except msgspec.DecodeError as exc:
-        raise BadRequest(f"The body is not valid JSON: {exc}") from None
+    return decode_json(raw, endpoint.decoder, endpoint.body)
 
 
 def encode_result(result: Any, status: int) -> web.StreamResponse:

@@ -29,13 +29,12 @@ from protocols.posts import (
 )
 from protocols.users import UserSummary
 from server.auth.principal import Principal
-from server.http.endpoint import Endpoints, encode_result, field_errors, read_body
+from server.http.endpoint import Endpoints, decode_json, encode_result, invalid_fields, read_body
 from server.http.idempotency import Idempotency, IdempotentResult, fingerprint
 from server.http.problems import (
     BadRequest,
     PayloadTooLarge,
     UnsupportedMediaType,
-    ValidationFailed,
 )
 from server.keys import SETTINGS
 from server.media.multipart import BINARY, MULTIPART, Upload, read_images
@@ -97,7 +96,7 @@ async def _create_with_files(request: web.Request, principal: Principal) -> web.
     try:
         body = msgspec.convert(fields, PostCreate)
     except msgspec.ValidationError as exc:
-        raise ValidationFailed("The form is invalid", errors=field_errors(exc)) from None
+        raise invalid_fields("The form", fields, PostCreate, exc) from None
     idem = Idempotency.from_request(
         request, user_id=principal.user_id, scope=_CREATE_SCOPE,
         fingerprint=fingerprint("multipart", _encoder.encode(body), *(f.data for f in files)))
@@ -247,12 +246,7 @@ async def _json_body(request: web.Request) -> PostCreate:
     raw = await read_body(request, limit)
     if not raw.strip():
         raise BadRequest("A JSON body is required")
-    try:
-        return _create_decoder.decode(raw)
-    except msgspec.ValidationError as exc:
-        raise ValidationFailed("The body is invalid", errors=field_errors(exc)) from None
-    except msgspec.DecodeError as exc:
-        raise BadRequest(f"The body is not valid JSON: {exc}") from None
+    return decode_json(raw, _create_decoder, PostCreate)
 
 
 async def _prepare_all(media: MediaService, owner_id: str,

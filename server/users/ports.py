@@ -48,6 +48,12 @@ class ProfileStore(Protocol):
         """As profile_by_id, finding the user by username case-insensitively."""
         ...
 
+    async def owns_ready_image(self, user_id: str, media_id: str) -> bool:
+        """True when media_id names a media item of user_id's that is ready (uploaded and
+        verified as an image: every ready media item is one). A ready item stays ready and
+        stays its owner's for as long as the owner exists, so a True cannot go stale."""
+        ...
+
     async def update_profile(self, user_id: str, patch: ProfilePatch) -> Me | None:
         """Apply the fields of `patch` that are set (None clears the avatar) and bump
         updated_at, in one statement; returns the account afterwards, None if it is gone."""

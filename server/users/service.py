@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from protocols.common import Page, PageQuery
 from protocols.ids import is_id
+from protocols.problems import FieldError
 from protocols.roles import Role
 from protocols.users import Me, ProfilePatch, Relationship, UserProfile, UserSummary
 from server.auth.principal import Principal
@@ -44,6 +45,15 @@ class UserService:
         return found
 
     async def update_me(self, caller: Principal, patch: ProfilePatch) -> Me:
+        """422 `invalid_media` for an avatar that is not one of the caller's ready images
+        (someone else's media, a pending upload, or no media at all look the same)."""
+        avatar = patch.avatar_media_id
+        if isinstance(avatar, str) and not await self._profiles.owns_ready_image(
+                caller.user_id, avatar.lower()):
+            message = "must be the id of an image you uploaded (POST /v1/media) that is ready"
+            raise ValidationFailed("The avatar must be one of your ready images",
+                                   code="invalid_media",
+                                   errors=[FieldError(field="avatar_media_id", message=message)])
         me = await self._profiles.update_profile(caller.user_id, patch)
         if me is None:
             raise NotFound("Your account no longer exists", code="user_not_found")

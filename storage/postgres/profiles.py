@@ -67,6 +67,11 @@ class PostgresProfileStore:
                                   username: str) -> UserProfile | None:
         return _visible(await self._pool.fetchrow(_PROFILE_BY_USERNAME, viewer_id, username))
 
+    async def owns_ready_image(self, user_id: str, media_id: str) -> bool:
+        return bool(await self._pool.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM media WHERE id = $1::uuid AND owner_id = $2 "
+            "AND status = 'ready')", media_id, user_id))
+
     async def update_profile(self, user_id: str, patch: ProfilePatch) -> Me | None:
         row = await self._pool.fetchrow(
             _UPDATE_PROFILE, user_id,

@@ -11,6 +11,7 @@ from typing import Any
 import aiohttp
 
 from protocols.ids import new_id
+from server.http.cursors import encode_cursor
 from tests.e2e.live import Account, Live, signup
 from tests.support.server import HubbubProcess
 
@@ -204,3 +205,57 @@ async def test_a_removed_member_stops_receiving_the_room_live(
     finally:
         await bob_live.close()
         await cat_live.close()
+
+
+async def test_text_postgres_cannot_store_is_refused_and_the_room_keeps_working(
+        hubbub: HubbubProcess, http: aiohttp.ClientSession) -> None:
+    """Issue 9: a NUL in a message crashed the RoomActor on every try (REST 503
+    room_unavailable, socket `internal`) and a NUL in a room name was a 500. Both are refused
+    while decoding now, and the room goes on taking messages."""
+    ann, bob = await accounts(http, 2, "nul")
+    named = await new_room(http, ann, "group", bob, status=422, name="a\u0000b")
+    assert [e["field"] for e in named["errors"]] == ["name"]
+    room = await new_room(http, ann, "group", bob)
+    for _ in range(2):  # the same answer every time: nothing crashed in between
+        refused = await post(http, ann, room["id"], "nul\u0000byte", status=422)
+        assert refused["code"] == "invalid" and [e["field"] for e in refused["errors"]] == [
+            "text"]
+        assert "NUL" in refused["errors"][0]["message"]
+    assert (await post(http, ann, room["id"], "after the NUL"))["seq"] == 1
+
+    live = await Live.connect(hubbub.base_url, bob.token)
+    try:
+        await live.ok("room:join", {"room_id": room["id"]})
+        ack = await live.call("message:send", {"room_id": room["id"], "client_id": "n-1",
+                                               "text": "nul\u0000byte"})
+        assert ack["ok"] is False and ack["error"]["code"] == "invalid", ack
+        assert ack["error"]["message"].startswith("text: ")
+        ack = await live.call("message:send", {"room_id": room["id"], "client_id": "n-2",
+                                               "text": "lone \ud800 surrogate"})
+        assert ack["ok"] is False and ack["error"]["code"] == "invalid", ack
+        sent = await live.ok("message:send", {"room_id": room["id"], "client_id": "n-3",
+                                              "text": "fine"})
+        assert sent["message"]["seq"] == 2
+    finally:
+        await live.close()
+    troubles = [line for line in hubbub.logs() if room["id"] in str(line)
+                and line.get("level") in ("error", "critical")]
+    assert troubles == [], json.dumps(troubles, indent=1)
+
+
+async def test_history_seqs_beyond_int64_are_422_not_500(http: aiohttp.ClientSession) -> None:
+    ann, bob = await accounts(http, 2, "big")
+    room = await new_room(http, ann, "direct", bob)
+    history = f"/v1/rooms/{room['id']}/messages"
+    for query in (f"after_seq={2**63}", f"before_seq={2**64}", f"after_seq={10**30}"):
+        problem = await call(http, "GET", f"{history}?{query}", ann, 422)
+        assert [e["field"] for e in problem["errors"]] == [query.split("=")[0]]
+        assert "at most 9223372036854775807" in problem["errors"][0]["message"]
+    both = await call(http, "GET", f"{history}?after_seq=-1&before_seq=0&limit=101", ann, 422)
+    assert [e["field"] for e in both["errors"]] == ["before_seq", "after_seq", "limit"]
+    # A forged cursor with a seq past int64 is an invalid cursor, not a 500.
+    forged = encode_cursor(("a", 2**63, 0))
+    problem = await call(http, "GET", f"{history}?cursor={forged}", ann, 400)
+    assert problem["code"] == "invalid_cursor"
+    assert (await call(http, "GET", f"{history}?after_seq={2**63 - 1}", ann, 200))[
+        "items"] == []

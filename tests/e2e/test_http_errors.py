@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import aiohttp
 
 PROBLEM_KEYS = {"type", "title", "status", "detail", "code"}
@@ -46,3 +48,40 @@ async def test_empty_body_is_400(http: aiohttp.ClientSession) -> None:
     async with http.post("/v1/auth/login", data=b"", headers=headers) as response:
         body = await _problem(response, 400)
         assert body["code"] == "malformed"
+
+
+async def test_every_response_is_nosniff_and_names_no_server_version(
+        http: aiohttp.ClientSession) -> None:
+    """Issue 9 item 17: successes, problems, unmatched routes, static pages and Socket.IO
+    polling alike."""
+    for method, path in (("GET", "/health"), ("GET", "/openapi.json"), ("GET", "/docs"),
+                         ("GET", "/v1/auth/me"), ("GET", "/no/such/route"),
+                         ("DELETE", "/health"), ("GET", "/socket.io/?EIO=4&transport=polling")):
+        async with http.request(method, path) as response:
+            assert response.headers.get("X-Content-Type-Options") == "nosniff", (method, path)
+            assert "Server" not in response.headers, (path, response.headers.get("Server"))
+
+
+async def test_responses_carrying_tokens_are_never_cached(http: aiohttp.ClientSession) -> None:
+    name = f"cache_{uuid.uuid4().hex[:10]}"
+    account = {"username": name, "email": f"{name}@example.test", "password": "p" * 12}
+    async with http.post("/v1/auth/signup", json=account) as response:
+        assert response.status == 201 and response.headers["Cache-Control"] == "no-store"
+        refresh = (await response.json())["refresh_token"]
+    async with http.post("/v1/auth/login", json={"identifier": name,
+                                                 "password": "p" * 12}) as response:
+        assert response.status == 200 and response.headers["Cache-Control"] == "no-store"
+    async with http.post("/v1/auth/refresh", json={"refresh_token": refresh}) as response:
+        assert response.status == 200 and response.headers["Cache-Control"] == "no-store"
+    async with http.get("/health") as response:
+        assert "Cache-Control" not in response.headers
+
+
+async def test_a_body_that_is_not_utf8_is_400(http: aiohttp.ClientSession) -> None:
+    headers = {"Content-Type": "application/json"}
+    for raw in (b'{"identifier": "\xed\xa0\x80", "password": "x"}',  # an encoded surrogate
+                b'{"identifier": "\xff", "password": "x"}',
+                b'{"identifier": "\\ud800", "password": "x"}'):  # an unpaired escape
+        async with http.post("/v1/auth/login", data=raw, headers=headers) as response:
+            body = await _problem(response, 400)
+            assert body["code"] == "malformed"

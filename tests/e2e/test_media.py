@@ -187,6 +187,52 @@ async def test_form_mistakes_are_clear_problems(http: aiohttp.ClientSession) -> 
         assert response.status == 401
 
 
+_PART = b'Content-Disposition: form-data; name="%s"; filename="a.png"\r\nContent-Type: image/png'
+# Multipart bodies aiohttp's parser refuses: these were 500s (issue 9) and must be 400s.
+MALFORMED_MULTIPART = {
+    "control character in a part header value":
+        b'--b\r\nContent-Disposition: form-data; name="%s"; filename="a\x01.png"\r\n\r\n'
+        b"xx\r\n--b--\r\n",
+    "control character in a part header name":
+        b"--b\r\nContent-Dis\x01position: form-data; name=\"%s\"\r\n\r\nxx\r\n--b--\r\n",
+    "part header without a colon": b"--b\r\nContent-Disposition form-data\r\n\r\nxx\r\n--b--\r\n",
+    "part header over 8 KiB": b"--b\r\n" + _PART.replace(b"a.png", b"a" * 9000 + b".png")
+        + b"\r\n\r\nxx\r\n--b--\r\n",
+    "no opening boundary": b"garbage where the first boundary should be",
+    "truncated part": b"--b\r\n" + _PART + b"\r\n\r\nxx",
+    "part without a name": b"--b\r\nContent-Type: text/plain\r\n\r\nxx\r\n--b--\r\n",
+    "text field that is not UTF-8":
+        b'--b\r\nContent-Disposition: form-data; name="text"\r\n\r\n\xff\xfe\r\n--b--\r\n',
+}
+
+
+@pytest.mark.parametrize("route", ["/v1/media", "/v1/posts"])
+@pytest.mark.parametrize("case", list(MALFORMED_MULTIPART))
+async def test_malformed_multipart_bodies_are_400(http: aiohttp.ClientSession, route: str,
+                                                  case: str) -> None:
+    ann = await signup(http)
+    field = b"file" if route == "/v1/media" else b"files"
+    body = MALFORMED_MULTIPART[case].replace(b"%s", field)
+    async with http.post(route, data=body, headers={
+            **ann.auth, "Content-Type": "multipart/form-data; boundary=b"}) as response:
+        assert response.status == 400, await response.text()
+        problem = await response.json(content_type=None)
+    assert problem["code"] == "malformed" and response.content_type == "application/problem+json"
+
+
+async def test_form_fields_in_another_charset_are_415(http: aiohttp.ClientSession) -> None:
+    """unicode_escape or utf-7 would turn bytes into NUL or unpaired surrogates."""
+    ann = await signup(http)
+    for charset in ("utf-7", "unicode_escape", "no-such-charset"):
+        body = (b'--b\r\nContent-Disposition: form-data; name="text"\r\n'
+                b"Content-Type: text/plain; charset=" + charset.encode() + b"\r\n\r\n"
+                b"+2AA- \\u0000\r\n--b--\r\n")
+        async with http.post("/v1/posts", data=body, headers={
+                **ann.auth, "Content-Type": "multipart/form-data; boundary=b"}) as response:
+            assert response.status == 415, await response.text()
+            assert (await response.json(content_type=None))["code"] == "unsupported_charset"
+
+
 async def test_idempotency_key_replays_the_first_upload(http: aiohttp.ClientSession) -> None:
     ann = await signup(http)
     key = {"Idempotency-Key": uuid.uuid4().hex}

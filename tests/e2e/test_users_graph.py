@@ -12,6 +12,7 @@ from typing import Any
 import aiohttp
 
 from tests.support.accounts import PASSWORD, Account, signup
+from tests.support.images import png
 from tests.support.server import HubbubProcess
 
 
@@ -43,9 +44,17 @@ async def test_profile_by_id_username_and_me(http: aiohttp.ClientSession) -> Non
         assert response.status == 401
 
 
+async def upload_image(http: aiohttp.ClientSession, who: Account) -> str:
+    form = aiohttp.FormData()
+    form.add_field("file", png(), filename="avatar.png", content_type="image/png")
+    async with http.post("/v1/media", data=form, headers=who.auth) as response:
+        assert response.status == 201, await response.text()
+        return (await response.json())["id"]
+
+
 async def test_patch_me(http: aiohttp.ClientSession) -> None:
     ann = await signup(http, "ann")
-    avatar = str(uuid.uuid4())
+    avatar = await upload_image(http, ann)
     me = await call(http, "PATCH", "/v1/users/me", ann, 200,
                     json={"bio": "hello", "display_name": "Ann A.", "avatar_media_id": avatar})
     assert (me["bio"], me["display_name"], me["avatar_media_id"]) == ("hello", "Ann A.", avatar)
@@ -55,12 +64,47 @@ async def test_patch_me(http: aiohttp.ClientSession) -> None:
     assert (await get_profile(http, ann, "me"))["display_name"] == "Ann A."
 
     problem = await call(http, "PATCH", "/v1/users/me", ann, 422, json={"bio": "x" * 301})
-    assert problem["errors"][0]["field"] == "bio"
+    assert problem["errors"] == [{"field": "bio", "message": "must have at most 300 characters"}]
     problem = await call(http, "PATCH", "/v1/users/me", ann, 422, json={"nickname": "x"})
-    assert "nickname" in problem["errors"][0]["message"]
+    assert problem["errors"][0]["field"] == "nickname"
+    assert "not a known field" in problem["errors"][0]["message"]
     await call(http, "PATCH", "/v1/users/me", ann, 422, json={})
     await call(http, "PATCH", "/v1/users/me", ann, 422, json={"avatar_media_id": "nope"})
     await call(http, "PATCH", "/v1/users/me", ann, 422, json={"bio": "nul\u0000byte"})
+
+
+async def test_invalid_fields_are_all_named_in_words(http: aiohttp.ClientSession) -> None:
+    ann = await signup(http, "ann")
+    problem = await call(http, "PATCH", "/v1/users/me", ann, 422, json={
+        "display_name": "two\nlines", "bio": "nul\u0000", "avatar_media_id": "nope",
+        "nickname": "x"})
+    assert [e["field"] for e in problem["errors"]] == [
+        "display_name", "bio", "avatar_media_id", "nickname"]
+    assert all("regex" not in e["message"] and "Expected" not in e["message"]
+               for e in problem["errors"]), problem["errors"]
+    assert problem["detail"] == \
+        "The body is invalid: display_name, bio, avatar_media_id, nickname"
+
+
+async def test_the_avatar_must_be_your_own_ready_image(http: aiohttp.ClientSession) -> None:
+    """Issue 9: any UUID was taken as avatar_media_id, another user's media included."""
+    ann, bob = await signup(http, "ann"), await signup(http, "bob")
+    bobs = await upload_image(http, bob)
+    async with http.post("/v1/media/uploads", headers=ann.auth,
+                         json={"content_type": "image/png", "size": 100}) as response:
+        assert response.status == 201, await response.text()
+        pending = (await response.json())["id"]  # never uploaded: not ready
+    for avatar in (bobs, pending, str(uuid.uuid4())):
+        problem = await call(http, "PATCH", "/v1/users/me", ann, 422,
+                             json={"avatar_media_id": avatar, "bio": "not applied"})
+        assert problem["code"] == "invalid_media"
+        assert [e["field"] for e in problem["errors"]] == ["avatar_media_id"]
+    me = await get_profile(http, ann, "me")
+    assert (me["avatar_media_id"], me["bio"]) == (None, "")
+    own = await upload_image(http, ann)
+    me = await call(http, "PATCH", "/v1/users/me", ann, 200,
+                    json={"avatar_media_id": own.upper()})
+    assert me["avatar_media_id"] == own
 
 
 async def test_follow_and_unfollow_are_idempotent_and_counted(

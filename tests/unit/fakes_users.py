@@ -22,6 +22,7 @@ class World:
     follows: dict[tuple[str, str], datetime] = field(default_factory=dict)  # (from, to)
     blocks: set[tuple[str, str]] = field(default_factory=set)  # (blocker, blocked)
     mutes: set[tuple[str, str]] = field(default_factory=set)  # (muter, muted)
+    media: dict[str, tuple[str, str]] = field(default_factory=dict)  # id -> (owner, status)
     # A fake clock: each write is one second after the previous one, unless a test pins it.
     _ticks: itertools.count[int] = field(default_factory=itertools.count)
 
@@ -36,6 +37,11 @@ class World:
             display_name=username.title(), bio="", avatar_media_id=None, role=role,
             follower_count=0, following_count=0, created_at=now, updated_at=now)
         return user_id
+
+    def add_media(self, owner_id: str, status: str = "ready") -> str:
+        media_id = new_id()
+        self.media[media_id] = (owner_id, status)
+        return media_id
 
     def hidden(self, a: str | None, b: str) -> bool:
         return a is not None and ((a, b) in self.blocks or (b, a) in self.blocks)
@@ -77,6 +83,9 @@ class MemoryProfileStore:
                                   username: str) -> UserProfile | None:
         user_id = await self.id_by_username(username)
         return await self.profile_by_id(viewer_id, user_id) if user_id else None
+
+    async def owns_ready_image(self, user_id: str, media_id: str) -> bool:
+        return self.world.media.get(media_id) == (user_id, "ready")
 
     async def update_profile(self, user_id: str, patch: ProfilePatch) -> Me | None:
         user = self.world.users.get(user_id)

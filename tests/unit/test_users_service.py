@@ -54,11 +54,26 @@ async def test_unknown_or_malformed_reference_is_404(scene: Scene, ref: str) -> 
 
 async def test_update_me_sets_only_given_fields_and_null_clears_avatar(scene: Scene) -> None:
     ann = scene.user("ann")
-    media = "0190f000-0000-7000-8000-0000000000aa"
+    media = scene.world.add_media(ann.user_id)
     me = await scene.service.update_me(ann, ProfilePatch(bio="hi", avatar_media_id=media))
     assert (me.bio, me.avatar_media_id, me.display_name) == ("hi", media, "Ann")
     me = await scene.service.update_me(ann, ProfilePatch(avatar_media_id=None))
     assert (me.bio, me.avatar_media_id) == ("hi", None)
+
+
+async def test_avatar_must_be_one_of_the_callers_ready_images(scene: Scene) -> None:
+    ann, bob = scene.user("ann"), scene.user("bob")
+    own = scene.world.add_media(ann.user_id)
+    await scene.service.update_me(ann, ProfilePatch(avatar_media_id=own.upper()))
+    for avatar in (scene.world.add_media(bob.user_id),  # someone else's
+                   scene.world.add_media(ann.user_id, status="pending"),  # not verified yet
+                   "0190f000-0000-7000-8000-0000000000aa"):  # no media at all
+        with pytest.raises(ValidationFailed) as refused:
+            await scene.service.update_me(ann, ProfilePatch(bio="kept?", avatar_media_id=avatar))
+        assert refused.value.code == "invalid_media"
+        assert [e.field for e in refused.value.errors or []] == ["avatar_media_id"]
+    me = scene.world.users[ann.user_id]
+    assert (me.avatar_media_id, me.bio) == (own.upper(), "")  # nothing of a refused patch
 
 
 def test_profile_patch_needs_a_field_and_checks_lengths() -> None:
