@@ -155,6 +155,8 @@ class BenchServer:
             "JWT_SECRET": self.secret, "DATABASE_URL": self.database_dsn, "REDIS_URL": "",
             "KAFKA_BOOTSTRAP_SERVERS": "", "S3_ENDPOINT_URL": "",
             "RATE_LIMIT_PER_MINUTE": UNLIMITED, "PYTHONUNBUFFERED": "1",
+            # mint_token's tokens last an hour; the server refuses a lifetime beyond its TTL.
+            "ACCESS_TOKEN_TTL": "3600",
         }
         self.redis_prefix = self._pick_redis_prefix()
         if self.redis_prefix is not None:

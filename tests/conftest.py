@@ -12,8 +12,15 @@ import redis.asyncio as redis
 
 from storage.postgres.migrate import migrate
 from storage.postgres.pool import create_pool
+from tests.support import redis_keys
 from tests.support.databases import create_database, drop_database
 from tests.support.services import postgres_server, redis_server
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Every server is stopped by now: delete the Redis keys they wrote under the prefixes
+    this session gave them (tests/support/redis_keys.py)."""
+    redis_keys.forget_remembered()
 
 
 @pytest.fixture(scope="session")

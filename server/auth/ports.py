@@ -1,5 +1,7 @@
 """What the auth service needs from the outside world. Adapters: storage/postgres/accounts.py,
-refresh_tokens.py, password_resets.py and server/auth/mail.py; in-memory fakes in tests/unit.
+refresh_tokens.py, password_resets.py, token_watermarks.py, storage/redis/token_watermarks.py,
+server/auth/revocation.py (the in-memory watermark cache) and server/auth/mail.py; in-memory
+fakes in tests/unit.
 
 Times are passed in (from the service's clock) rather than read from the database, so an
 adapter and its fake agree on what "expired" means.
@@ -44,6 +46,14 @@ class RefreshTokenStore(Protocol):
         """Store a new live token starting (or continuing) a family."""
         ...
 
+    async def start_session(self, *, user_id: str, family_id: str, token_hash: bytes,
+                            expires_at: datetime, checked_at: datetime) -> int | None:
+        """Store a new live token starting a family, unless the user signed out everywhere
+        after `checked_at` (when the session's credentials started to be checked), atomically
+        with `sign_out_everywhere`. Returns the user's access-token watermark as it stood
+        then (0: none), or None when refused."""
+        ...
+
     async def rotate(self, *, token_hash: bytes, new_hash: bytes, new_expires_at: datetime,
                      now: datetime) -> Rotation:
         """Spend a token and store its successor, atomically (one transaction).
@@ -65,7 +75,14 @@ class RefreshTokenStore(Protocol):
         ...
 
     async def revoke_all_for_user(self, user_id: str, *, now: datetime) -> None:
-        """Revoke every live token of every family of the user (sign out everywhere)."""
+        """Revoke every live token of every family of the user."""
+        ...
+
+    async def sign_out_everywhere(self, user_id: str, *, now: datetime, at_least: int) -> int:
+        """Revoke every live token of every family of the user and raise their access-token
+        watermark (TokenWatermarkStore) to at least `at_least` and strictly above its
+        previous value, signed out at `now`, in one atomic step serialized with rotations
+        and `start_session`; returns the new watermark."""
         ...
 
 
@@ -82,6 +99,38 @@ class PasswordResetStore(Protocol):
         wrong guesses, and matches. A wrong guess counts an attempt; once `max_attempts`
         wrong guesses are counted the code is dead (even the right code is refused).
         """
+        ...
+
+
+class TokenWatermarkStore(Protocol):
+    """The record of each user's access-token watermark: their access tokens issued (`iat`,
+    unix seconds) before it are revoked. 0 when the user never signed out everywhere.
+    Raised by RefreshTokenStore.sign_out_everywhere."""
+
+    async def get(self, user_id: str) -> int:
+        """The user's watermark; 0 when there is none (or no such user)."""
+        ...
+
+    async def state(self, user_id: str) -> tuple[int, datetime | None]:
+        """(watermark, when they last signed out everywhere); (0, None) when never."""
+        ...
+
+
+class WatermarkCache(Protocol):
+    """A cache in front of TokenWatermarkStore, read on every authenticated request. Entries
+    live a short while. Raises storage.errors.StorageError when the cache is unreachable."""
+
+    async def get(self, user_id: str) -> int | None:
+        """The cached watermark; None when nothing is cached."""
+        ...
+
+    async def offer(self, user_id: str, valid_after: int) -> None:
+        """Cache a value read from the store, unless a value is cached already (which is
+        newer or equal: only `raise_to` overwrites)."""
+        ...
+
+    async def raise_to(self, user_id: str, valid_after: int) -> None:
+        """Cache a new watermark unless a higher one is cached."""
         ...
 
 

@@ -12,6 +12,7 @@ class Principal(msgspec.Struct, frozen=True, kw_only=True):
     role: Role
     token_id: str  # the access token's jti
     expires_at: int  # unix seconds
+    issued_at: int = 0  # unix seconds: the token's iat, against the user's revocation watermark
 
     def has_role(self, *roles: Role) -> bool:
         return self.role in roles

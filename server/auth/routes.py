@@ -56,6 +56,15 @@ async def logout(request: web.Request, body: LogoutRequest) -> None:
     await request.app[AUTH_SERVICE].logout(body.refresh_token)
 
 
+@api.post("/v1/auth/logout_all", name="auth.logout_all", summary="Sign out everywhere",
+          status=204, errors=(401,),
+          description="Every refresh and access token of the caller stops working at once, "
+                      "on REST and Socket.IO, and their connected sockets are closed. A "
+                      "revoked access token answers 401 `token_revoked`.")
+async def logout_all(request: web.Request, principal: Principal) -> None:
+    await request.app[AUTH_SERVICE].logout_all(principal)
+
+
 @api.post("/v1/auth/password/forgot", name="auth.password_forgot",
           summary="Mail a one-time password reset code", body=PasswordForgotRequest,
           status=202, auth=False, rate_limit=5,
@@ -68,7 +77,9 @@ async def password_forgot(request: web.Request, body: PasswordForgotRequest) -> 
           summary="Set a new password with the mailed code; signs out every device",
           body=PasswordResetRequest, status=204, auth=False, rate_limit=10,
           description="422 `invalid_reset_code` (field `code`) when the code is wrong, "
-                      "expired, or was guessed wrong too many times.")
+                      "expired, or was guessed wrong too many times. On success every "
+                      "refresh and access token of the account stops working at once and "
+                      "its connected sockets are closed, as with `logout_all`.")
 async def password_reset(request: web.Request, body: PasswordResetRequest) -> None:
     await request.app[AUTH_SERVICE].reset_password(body)
 

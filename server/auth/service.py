@@ -4,6 +4,10 @@ A session is a refresh-token family: login or signup starts one, each refresh sp
 presented token and adds its successor, logout revokes the family. Presenting a token that was
 already spent means it leaked (or a client raced itself): the whole family is revoked, so the
 thief and the owner both have to log in again.
+
+Signing out everywhere (logout_all, a password reset) revokes every refresh token of the user,
+raises their access-token watermark so that every access token issued until then is refused
+at once (server/auth/revocation.py), and closes their live sockets on every node.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import hashlib
 import logging
 import secrets
 import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
 from protocols.auth import AuthResponse, LoginRequest, PasswordResetRequest, SignupRequest
@@ -21,6 +26,7 @@ from protocols.users import Me
 from server.auth.passwords import Passwords
 from server.auth.ports import AccountStore, Mailer, PasswordResetStore, RefreshTokenStore
 from server.auth.principal import Principal
+from server.auth.revocation import TokenWatermarks, issued_at
 from server.auth.tokens import Clock, TokenCodec, hash_refresh_token, new_refresh_token
 from server.config import Settings
 from server.http.problems import Conflict, Unauthorized, ValidationFailed
@@ -40,6 +46,12 @@ def _invalid_credentials() -> Unauthorized:
     return Unauthorized("The username, email or password is wrong", code="invalid_credentials")
 
 
+def _signed_out_meanwhile() -> Unauthorized:
+    # A sign-out everywhere (or a password reset) landed while the credentials were checked.
+    return Unauthorized("The account was signed out everywhere meanwhile; log in again",
+                        code="invalid_credentials")
+
+
 def _invalid_reset_code() -> ValidationFailed:
     message = "The code is wrong or has expired; request a new one"
     return ValidationFailed(message, code="invalid_reset_code",
@@ -51,17 +63,24 @@ def reset_code_hash(user_id: str, code: str) -> bytes:
     return hashlib.sha256(f"{user_id}:{code}".encode()).digest()
 
 
+# Closes every live socket of a user, on every node (server.gateway.session.disconnect_user).
+SocketCloser = Callable[[str], Awaitable[None]]
+
+
 class AuthService:
     def __init__(self, *, accounts: AccountStore, refresh_tokens: RefreshTokenStore,
                  resets: PasswordResetStore, mailer: Mailer, tokens: TokenCodec,
-                 passwords: Passwords, settings: Settings, clock: Clock = time.time) -> None:
+                 watermarks: TokenWatermarks, passwords: Passwords, settings: Settings,
+                 close_sockets: SocketCloser | None = None, clock: Clock = time.time) -> None:
         self._accounts = accounts
         self._refresh_tokens = refresh_tokens
         self._resets = resets
         self._mailer = mailer
         self.tokens = tokens
+        self._watermarks = watermarks
         self._passwords = passwords
         self._settings = settings
+        self._close_sockets = close_sockets
         self._clock = clock
 
     def _now(self) -> datetime:
@@ -82,11 +101,13 @@ class AuthService:
             detail, code = _CONFLICTS[exc.constraint]
             raise Conflict(detail, code=code) from None
         log.info("account created", extra={"user_id": user.id})
-        return await self._start_session(user)
+        return await self._start_session(user, self._now())  # nobody signed it out yet
 
     async def login(self, body: LoginRequest) -> AuthResponse:
         """Start a session. Unauthorized `invalid_credentials` for an unknown account or a
-        wrong password alike (both spend one hash verification)."""
+        wrong password alike (both spend one hash verification), also when the account
+        signed out everywhere (a password reset) while the password was being checked."""
+        checked_at = self._now()  # before the stored hash is read
         credentials = await self._accounts.find_credentials(body.identifier)
         stored = credentials.password_hash if credentials else None
         verified = await self._passwords.verify(stored, body.password)
@@ -94,15 +115,16 @@ class AuthService:
             raise _invalid_credentials()
         if verified.new_hash is not None:
             await self._accounts.set_password_hash(credentials.user.id, verified.new_hash)
-        return await self._start_session(credentials.user)
+        return await self._start_session(credentials.user, checked_at)
 
     async def refresh(self, refresh_token: str) -> AuthResponse:
         """Spend a refresh token for a new access token and its successor.
 
         Unauthorized `refresh_token_reused` when it was already spent (the family is revoked),
-        `invalid_refresh_token` when it is unknown, expired or revoked.
+        `invalid_refresh_token` when it is unknown, expired or revoked (also by a sign-out
+        everywhere racing this refresh).
         """
-        now = self._now()
+        now = self._now()  # also when the token started to be checked
         successor = new_refresh_token()
         rotation = await self._refresh_tokens.rotate(
             token_hash=hash_refresh_token(refresh_token),
@@ -119,12 +141,26 @@ class AuthService:
         user = await self._accounts.get_me(rotation.user_id) if rotation.user_id else None
         if rotation.outcome != "rotated" or user is None:
             raise Unauthorized("The refresh token is not valid", code="invalid_refresh_token")
-        return self._response(user, successor)
+        # A sign-out after this read sets a watermark above the one read here and above
+        # `now`: it revokes the access token issued below, and the successor too (the
+        # rotation came first). One between `now` and this read is seen here.
+        valid_after, signed_out_at = await self._watermarks.state(user.id)
+        if signed_out_at is not None and signed_out_at > now:
+            raise Unauthorized("The refresh token is not valid", code="invalid_refresh_token")
+        return self._response(user, successor, issued_at(now, valid_after))
 
     async def logout(self, refresh_token: str) -> None:
-        """End the token's session. Idempotent: an unknown or spent token is not an error."""
+        """End the token's session (its refresh-token family). Idempotent: an unknown or spent
+        token is not an error. Access tokens already issued to the session run out with
+        their TTL; `logout_all` stops them at once."""
         await self._refresh_tokens.revoke_family_of(hash_refresh_token(refresh_token),
                                                     now=self._now())
+
+    async def logout_all(self, principal: Principal) -> None:
+        """Sign the caller out everywhere: every refresh and access token of theirs stops
+        working at once, REST and sockets, and their live sockets are closed."""
+        await self._sign_out_everywhere(principal.user_id)
+        log.info("signed out everywhere", extra={"user_id": principal.user_id})
 
     async def forgot_password(self, email: str) -> None:
         """Mail a one-time code when the address has an account. Says nothing either way."""
@@ -163,7 +199,7 @@ class AuthService:
             raise _invalid_reset_code()
         await self._accounts.set_password_hash(user_id,
                                                await self._passwords.hash(body.new_password))
-        await self._refresh_tokens.revoke_all_for_user(user_id, now=now)
+        await self._sign_out_everywhere(user_id)
         log.info("password reset", extra={"user_id": user_id})
 
     async def me(self, principal: Principal) -> Me:
@@ -172,14 +208,34 @@ class AuthService:
             raise Unauthorized("The account no longer exists", code="invalid_token")
         return user
 
-    async def _start_session(self, user: Me) -> AuthResponse:
+    async def _sign_out_everywhere(self, user_id: str) -> None:
+        # The time now, after any password change: a login that read the old hash started
+        # before it.
+        valid_after = await self._refresh_tokens.sign_out_everywhere(
+            user_id, now=self._now(), at_least=self._watermarks.next_watermark())
+        await self._watermarks.raised(user_id, valid_after)
+        if self._close_sockets is None:
+            return
+        try:
+            await self._close_sockets(user_id)
+        except Exception:
+            # The tokens are revoked all the same: such a socket can neither reconnect nor
+            # auth:refresh, and it is closed when its token expires.
+            log.exception("closing the sockets of a signed-out user failed",
+                          extra={"user_id": user_id})
+
+    async def _start_session(self, user: Me, checked_at: datetime) -> AuthResponse:
         refresh_token = new_refresh_token()
-        await self._refresh_tokens.issue(
+        valid_after = await self._refresh_tokens.start_session(
             user_id=user.id, family_id=new_id(), token_hash=hash_refresh_token(refresh_token),
             expires_at=self._now() + timedelta(seconds=self._settings.refresh_token_ttl),
+            checked_at=checked_at,
         )
-        return self._response(user, refresh_token)
+        if valid_after is None:
+            raise _signed_out_meanwhile()
+        return self._response(user, refresh_token, issued_at(checked_at, valid_after))
 
-    def _response(self, user: Me, refresh_token: str) -> AuthResponse:
-        return AuthResponse(user=user, access_token=self.tokens.issue(user.id, user.role),
+    def _response(self, user: Me, refresh_token: str, iat: int) -> AuthResponse:
+        return AuthResponse(user=user,
+                            access_token=self.tokens.issue(user.id, user.role, issued_at=iat),
                             refresh_token=refresh_token, expires_in=self.tokens.ttl)

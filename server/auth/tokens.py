@@ -2,6 +2,10 @@
 
 Access token claims: iss, aud, sub (user id), role, iat, nbf, exp (unix seconds), jti.
 Only HS256 is accepted when decoding: the algorithm is pinned, never read from the token.
+A token is refused when it claims a lifetime (exp - iat) longer than the configured TTL (one
+forged with a leaked secret to last a year, or minted before the TTL was cut) or an `iat` in
+the future beyond the skew allowance. Whether the user signed out everywhere since `iat` is
+checked by server/auth/authenticator.py.
 Times come from an injected clock so tests can move time instead of sleeping.
 """
 
@@ -44,15 +48,20 @@ class TokenCodec:
         self._audience = audience
         self.ttl = ttl
         self._clock = clock
-        # Tolerated clock skew between nodes for `nbf` (a token minted a moment ago elsewhere);
-        # expiry is exact.
+        # Tolerated clock skew between nodes for `nbf` and `iat` (a token minted a moment ago
+        # elsewhere); expiry is exact.
         self._leeway = leeway
 
-    def issue(self, user_id: str, role: Role) -> str:
+    def issue(self, user_id: str, role: Role, *, issued_at: int | None = None) -> str:
+        """A new access token, valid from now for TTL seconds after `iat`. `issued_at` (default:
+        now) is the `iat` to claim: AuthService fixes it when it starts checking credentials
+        and lifts it to the user's revocation watermark (server/auth/revocation.py), so it
+        may lie a moment behind or ahead of the clock."""
         now = int(self._clock())
+        iat = now if issued_at is None else issued_at
         claims = {
             "iss": self._issuer, "aud": self._audience, "sub": user_id, "role": role,
-            "iat": now, "nbf": now, "exp": now + self.ttl, "jti": new_id(),
+            "iat": iat, "nbf": now, "exp": iat + self.ttl, "jti": new_id(),
         }
         return jwt.encode(claims, self._secret, algorithm=ALGORITHM)
 
@@ -71,11 +80,14 @@ class TokenCodec:
                 or not all(isinstance(t, int) and not isinstance(t, bool) for t in times)):
             raise _invalid()
         now = self._clock()
-        if claims["nbf"] > now + self._leeway:
+        if claims["nbf"] > now + self._leeway or claims["iat"] > now + self._leeway:
             raise _invalid("The access token is not valid yet")
+        if claims["exp"] - claims["iat"] > self.ttl:
+            raise _invalid("The access token claims a longer lifetime than this server allows")
         if claims["exp"] <= now:
             raise Unauthorized("The access token has expired; refresh it", code="token_expired")
-        return Principal(user_id=sub, role=role, token_id=jti, expires_at=claims["exp"])
+        return Principal(user_id=sub, role=role, token_id=jti, issued_at=claims["iat"],
+                         expires_at=claims["exp"])
 
 
 def new_refresh_token() -> str:

@@ -3,6 +3,10 @@
 Rotation and revocation of one user's tokens are serialized by a transaction-scoped advisory
 lock on the user. Without it a rotation racing a logout or a password reset could commit a
 successor that the revocation's UPDATE never saw, leaving a session alive after "sign out".
+A sign-out everywhere also raises the user's access-token watermark in that transaction
+(storage/postgres/token_watermarks.py), and `start_session` stores a new session under the
+same lock only when no sign-out came after its credentials were checked: a login that read
+the password hash just before a password reset cannot start a session that outlives it.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import asyncpg
 
 from protocols.auth import Rotation
 from protocols.ids import new_id
+from storage.postgres.token_watermarks import raise_watermark, read_watermark
 
 # First key of the two-key advisory lock form ("hbrt"); the second is a hash of the user id.
 _LOCK_SPACE = 0x68627274
@@ -30,6 +35,16 @@ class PostgresRefreshTokenStore:
     async def issue(self, *, user_id: str, family_id: str, token_hash: bytes,
                     expires_at: datetime) -> None:
         await self._pool.execute(_INSERT, new_id(), family_id, user_id, token_hash, expires_at)
+
+    async def start_session(self, *, user_id: str, family_id: str, token_hash: bytes,
+                            expires_at: datetime, checked_at: datetime) -> int | None:
+        async with self._pool.acquire() as conn, conn.transaction():
+            await self._lock(conn, user_id)
+            valid_after, signed_out_at = await read_watermark(conn, user_id)
+            if signed_out_at is not None and signed_out_at > checked_at:
+                return None
+            await conn.execute(_INSERT, new_id(), family_id, user_id, token_hash, expires_at)
+            return valid_after
 
     async def rotate(self, *, token_hash: bytes, new_hash: bytes, new_expires_at: datetime,
                      now: datetime) -> Rotation:
@@ -83,9 +98,19 @@ class PostgresRefreshTokenStore:
 
     async def revoke_all_for_user(self, user_id: str, *, now: datetime) -> None:
         async with self._pool.acquire() as conn, conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock($2::int4, hashtext($1::text))",
-                               user_id, _LOCK_SPACE)
+            await self._lock(conn, user_id)
             await self._revoke(conn, "user_id", user_id, now)
+
+    async def sign_out_everywhere(self, user_id: str, *, now: datetime, at_least: int) -> int:
+        async with self._pool.acquire() as conn, conn.transaction():
+            await self._lock(conn, user_id)
+            await self._revoke(conn, "user_id", user_id, now)
+            return await raise_watermark(conn, user_id, at_least, now)
+
+    @staticmethod
+    async def _lock(conn: asyncpg.Connection, user_id: str) -> None:
+        await conn.execute("SELECT pg_advisory_xact_lock($2::int4, hashtext($1::text))",
+                           user_id, _LOCK_SPACE)
 
     @staticmethod
     async def _revoke(conn: asyncpg.Connection, column: str, value: str,

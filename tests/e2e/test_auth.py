@@ -130,10 +130,27 @@ async def test_expired_access_token_is_refused(http: aiohttp.ClientSession) -> N
     expired = jwt.encode(claims, JWT_SECRET, algorithm="HS256")
     async with http.get("/v1/auth/me", headers=_bearer(expired)) as response:
         await _problem(response, 401, "token_expired")
-    fresh = jwt.encode({**claims, "exp": now + 100, "jti": "fresh-1"}, JWT_SECRET,
-                       algorithm="HS256")
+    fresh = jwt.encode({**claims, "iat": now - 800, "nbf": now - 800, "exp": now + 100,
+                        "jti": "fresh-1"}, JWT_SECRET, algorithm="HS256")
     async with http.get("/v1/auth/me", headers=_bearer(fresh)) as response:
         assert (await _json(response, 200))["id"] == user["id"]
+
+
+async def test_a_token_claiming_too_long_a_lifetime_is_refused(
+    http: aiohttp.ClientSession,
+) -> None:
+    user = (await _signup(http, _account()))["user"]
+    now = int(time.time())
+    claims = {"iss": "hubbub", "aud": "hubbub-api", "sub": user["id"], "role": "user",
+              "iat": now, "nbf": now, "exp": now + 365 * 86400, "jti": "a-year"}
+    year = jwt.encode(claims, JWT_SECRET, algorithm="HS256")
+    async with http.get("/v1/auth/me", headers=_bearer(year)) as response:
+        await _problem(response, 401, "invalid_token")
+    # Minted under a longer TTL (an hour) before it was cut to 15 minutes: still unexpired.
+    before_cut = jwt.encode({**claims, "iat": now - 600, "nbf": now - 600, "exp": now + 3000},
+                            JWT_SECRET, algorithm="HS256")
+    async with http.get("/v1/auth/me", headers=_bearer(before_cut)) as response:
+        await _problem(response, 401, "invalid_token")
 
 
 async def test_refresh_rotates_and_a_replay_revokes_the_session(
@@ -168,6 +185,38 @@ async def test_logout_ends_the_session(http: aiohttp.ClientSession) -> None:
         assert response.status == 204
 
 
+async def test_logout_all_stops_every_token_at_once(http: aiohttp.ClientSession) -> None:
+    account = _account()
+    phone = await _signup(http, account)
+    async with await _login(http, account["username"]) as response:
+        laptop = await _json(response, 200)
+    other = await _signup(http, _account())
+    for session in (phone, laptop):
+        async with http.get("/v1/auth/me", headers=_bearer(session["access_token"])) as resp:
+            assert resp.status == 200
+
+    async with http.post("/v1/auth/logout_all",
+                         headers=_bearer(laptop["access_token"])) as response:
+        assert response.status == 204 and await response.read() == b""
+    for session in (phone, laptop):
+        async with http.get("/v1/auth/me", headers=_bearer(session["access_token"])) as resp:
+            await _problem(resp, 401, "token_revoked")
+        async with await _refresh(http, session["refresh_token"]) as resp:
+            await _problem(resp, 401, "invalid_refresh_token")
+    async with http.post("/v1/auth/logout_all",
+                         headers=_bearer(phone["access_token"])) as response:
+        await _problem(response, 401, "token_revoked")
+    # Someone else is not affected; logging in again works at once (the same second too).
+    async with http.get("/v1/auth/me", headers=_bearer(other["access_token"])) as response:
+        assert response.status == 200
+    async with await _login(http, account["username"]) as response:
+        again = await _json(response, 200)
+    async with http.get("/v1/auth/me", headers=_bearer(again["access_token"])) as response:
+        assert (await _json(response, 200))["id"] == phone["user"]["id"]
+    async with http.post("/v1/auth/logout_all") as response:
+        await _problem(response, 401, "missing_token")
+
+
 async def _mailed_code(hubbub: HubbubProcess, email: str, seen: int) -> str:
     """The code in the newest message logged for email, once more than `seen` exist."""
     def mails() -> list[dict[str, Any]]:
@@ -200,7 +249,12 @@ async def test_password_reset_by_mailed_code(
     async with http.post("/v1/auth/password/reset", json={**wrong, "code": code}) as response:
         assert response.status == 204, await response.text()
 
+    # The access token issued before the reset stops working at once.
+    async with http.get("/v1/auth/me", headers=_bearer(session["access_token"])) as response:
+        await _problem(response, 401, "token_revoked")
     async with await _login(http, account["username"], "a brand new password") as response:
+        fresh = await _json(response, 200)
+    async with http.get("/v1/auth/me", headers=_bearer(fresh["access_token"])) as response:
         assert response.status == 200
     async with await _login(http, account["username"]) as response:
         await _problem(response, 401, "invalid_credentials")

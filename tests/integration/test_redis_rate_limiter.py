@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from typing import Protocol
 
 import pytest
 import redis.asyncio as redis
@@ -14,7 +15,6 @@ from server.ratelimit.ports import RateLimiter
 from storage.errors import StorageError
 from storage.memory.rate_limiter import MemoryRateLimiter
 from storage.redis.rate_limiter import RedisRateLimiter
-from tests.support.polling import eventually
 from tests.support.services import free_port
 
 pytestmark = pytest.mark.integration
@@ -57,16 +57,73 @@ async def test_concurrent_hits_never_spend_a_token_twice(
     assert sum(d.allowed for d in decisions) == 10
 
 
-async def test_tokens_refill_over_time(make_limiter: Callable[[], RateLimiter]) -> None:
-    limiter = make_limiter()
+class BucketTime(Protocol):
+    """Moves time as one bucket sees it, whatever the wall clock does meanwhile."""
+
+    async def hold(self, key: str) -> None:
+        """No time passes for the bucket before its next hit."""
+        ...
+
+    async def advance(self, key: str, seconds: float) -> None:
+        """At least `seconds` pass for the bucket before its next hit."""
+        ...
+
+
+class FakeMonotonic:
+    """The memory limiter's injected clock: time moves only when a test says so."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def hold(self, key: str) -> None:
+        pass
+
+    async def advance(self, key: str, seconds: float) -> None:
+        self.now += seconds
+
+
+class RedisBucketTime:
+    """The Redis limiter reads Redis' own clock (TIME, inside its script) and stores each
+    bucket's last update as `ts` (microseconds): moving `ts` moves the bucket's time. A `ts`
+    ahead of Redis' clock counts as no time passing (the script never refills backwards);
+    each hit writes `ts` anew."""
+
+    def __init__(self, client: redis.Redis, prefix: str) -> None:
+        self._client = client
+        self._prefix = f"{prefix}ratelimit:"
+
+    async def hold(self, key: str) -> None:
+        seconds, _ = await self._client.time()  # an hour ahead of Redis' clock
+        await self._client.hset(self._prefix + key, "ts", str((seconds + 3600) * 1_000_000))
+
+    async def advance(self, key: str, seconds: float) -> None:
+        await self._client.hincrby(self._prefix + key, "ts", -round(seconds * 1_000_000))
+
+
+@pytest.fixture(params=["memory", "redis"])
+def timed_limiter(
+    request: pytest.FixtureRequest, redis_client: redis.Redis, clean_redis_prefix: str
+) -> tuple[RateLimiter, BucketTime]:
+    if request.param == "memory":
+        clock = FakeMonotonic()
+        return MemoryRateLimiter(clock), clock
+    return (RedisRateLimiter(redis_client, clean_redis_prefix),
+            RedisBucketTime(redis_client, clean_redis_prefix))
+
+
+async def test_tokens_refill_over_time(timed_limiter: tuple[RateLimiter, BucketTime]) -> None:
+    # No assumption about how long anything takes: the bucket's time only moves on request.
+    limiter, time = timed_limiter
     assert (await limiter.hit("ip:refill", 6000, cost=6000)).allowed  # empties it at once
+    await time.hold("ip:refill")
     refused = await limiter.hit("ip:refill", 6000)
-    assert not refused.allowed and 0 < refused.retry_after <= 0.01  # 100 tokens per second
-
-    async def allowed_again() -> bool:
-        return (await limiter.hit("ip:refill", 6000)).allowed
-
-    await eventually(allowed_again, 5.0, "a token to be refilled")
+    assert not refused.allowed and refused.remaining == 0
+    assert refused.retry_after == pytest.approx(0.01, abs=1e-5)  # 100 tokens per second
+    await time.advance("ip:refill", 0.015)  # one and a half tokens' worth (or more)
+    assert (await limiter.hit("ip:refill", 6000)).allowed
 
 
 async def test_two_limiters_on_one_redis_share_the_bucket(

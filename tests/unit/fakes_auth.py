@@ -72,12 +72,28 @@ class TokenRow:
 
 
 class FakeRefreshTokens:
-    def __init__(self) -> None:
+    """Refresh tokens in a dict; sign-outs everywhere write into `watermarks` (shared with
+    the TokenWatermarkStore fake the checks read), as the Postgres store does."""
+
+    def __init__(self, watermarks: FakeTokenWatermarks | None = None) -> None:
         self.rows: dict[bytes, TokenRow] = {}
+        self.watermarks = watermarks or FakeTokenWatermarks()
 
     async def issue(self, *, user_id: str, family_id: str, token_hash: bytes,
                     expires_at: datetime) -> None:
         self.rows[token_hash] = TokenRow(new_id(), family_id, user_id, expires_at)
+
+    async def start_session(self, *, user_id: str, family_id: str, token_hash: bytes,
+                            expires_at: datetime, checked_at: datetime) -> int | None:
+        valid_after, signed_out_at = self.watermarks.rows.get(user_id, (0, None))
+        if signed_out_at is not None and signed_out_at > checked_at:
+            return None
+        self.rows[token_hash] = TokenRow(new_id(), family_id, user_id, expires_at)
+        return valid_after
+
+    async def sign_out_everywhere(self, user_id: str, *, now: datetime, at_least: int) -> int:
+        await self.revoke_all_for_user(user_id, now=now)
+        return self.watermarks.raise_to(user_id, at_least, now)
 
     async def rotate(self, *, token_hash: bytes, new_hash: bytes, new_expires_at: datetime,
                      now: datetime) -> Rotation:
@@ -152,3 +168,28 @@ class FakeMailer:
         if self.failing:
             raise ConnectionError("mail server unreachable")
         self.sent.append((to, subject, body))
+
+
+class FakeTokenWatermarks:
+    """TokenWatermarkStore (server/auth/ports.py) in a dict: user id -> (watermark, last
+    sign-out). `reads` counts reads, `failing` makes them raise like a database that went
+    away. `raise_to` is the write FakeRefreshTokens.sign_out_everywhere makes."""
+
+    def __init__(self) -> None:
+        self.rows: dict[str, tuple[int, datetime | None]] = {}
+        self.reads = 0
+        self.failing = False
+
+    async def get(self, user_id: str) -> int:
+        return (await self.state(user_id))[0]
+
+    async def state(self, user_id: str) -> tuple[int, datetime | None]:
+        if self.failing:
+            raise ConnectionError("database unreachable")
+        self.reads += 1
+        return self.rows.get(user_id, (0, None))
+
+    def raise_to(self, user_id: str, at_least: int, now: datetime) -> int:
+        value = max(self.rows.get(user_id, (0, None))[0] + 1, at_least)
+        self.rows[user_id] = (value, now)
+        return value

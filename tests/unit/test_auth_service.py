@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
 import pytest
 from argon2 import PasswordHasher, profiles
 
-from protocols.auth import LoginRequest, PasswordResetRequest, SignupRequest
+from protocols.auth import LoginRequest, PasswordResetRequest, Rotation, SignupRequest
+from server.auth.authenticator import Authenticator
 from server.auth.passwords import Passwords
+from server.auth.revocation import MemoryWatermarkCache, TokenWatermarks
 from server.auth.service import AuthService
 from server.auth.tokens import TokenCodec
 from server.config import Settings
@@ -21,6 +26,7 @@ from tests.unit.fakes_auth import (
     FakeMailer,
     FakeRefreshTokens,
     FakeResets,
+    FakeTokenWatermarks,
 )
 
 CHEAP = PasswordHasher.from_parameters(profiles.CHEAPEST)  # unit tests need speed, not strength
@@ -37,18 +43,29 @@ class World:
     resets: FakeResets
     mailer: FakeMailer
     codec: TokenCodec
+    authenticator: Authenticator
+    closed_sockets: list[str]
 
 
 @pytest.fixture
 def world() -> World:
     clock = FakeClock()
-    accounts, tokens, resets, mailer = (FakeAccounts(clock), FakeRefreshTokens(), FakeResets(),
-                                        FakeMailer())
+    store = FakeTokenWatermarks()
+    accounts, tokens, resets, mailer = (FakeAccounts(clock), FakeRefreshTokens(store),
+                                        FakeResets(), FakeMailer())
     codec = TokenCodec("s" * 32, issuer="hubbub", audience="hubbub-api", ttl=900, clock=clock)
+    watermarks = TokenWatermarks(store, MemoryWatermarkCache(), clock=clock)
+    closed: list[str] = []
+
+    async def close_sockets(user_id: str) -> None:
+        closed.append(user_id)
+
     service = AuthService(accounts=accounts, refresh_tokens=tokens, resets=resets,
-                          mailer=mailer, tokens=codec, passwords=Passwords(CHEAP),
-                          settings=SETTINGS, clock=clock)
-    return World(service, clock, accounts, tokens, resets, mailer, codec)
+                          mailer=mailer, tokens=codec, watermarks=watermarks,
+                          passwords=Passwords(CHEAP), settings=SETTINGS,
+                          close_sockets=close_sockets, clock=clock)
+    return World(service, clock, accounts, tokens, resets, mailer, codec,
+                 Authenticator(codec, watermarks), closed)
 
 
 def _signup(name: str | None = None, **changes: str) -> SignupRequest:
@@ -254,3 +271,164 @@ async def test_a_failing_mailer_does_not_leak_through_forgot(world: World) -> No
     world.mailer.failing = True
     await world.service.forgot_password(user.email)  # still "accepted", like any address
     assert user.id in world.resets.rows
+
+
+async def test_reset_revokes_every_access_token_at_once_and_closes_sockets(
+        world: World) -> None:
+    session = await world.service.signup(_signup("ivy"))
+    other = await world.service.login(LoginRequest(identifier="ivy", password="correct horse"))
+    bystander = await world.service.signup(_signup("jack"))
+    world.clock.advance(0.4)  # the reset comes in the same second as the tokens
+    code = await _code(world, session.user.email)
+    await world.service.reset_password(PasswordResetRequest(
+        email=session.user.email, code=code, new_password="battery staple"))
+
+    for old in (session.access_token, other.access_token):
+        world.codec.verify(old)  # still well-formed and unexpired...
+        with pytest.raises(Unauthorized) as revoked:  # ...but revoked
+            await world.authenticator.check(old)
+        assert _code_of(revoked) == "token_revoked"
+    assert world.closed_sockets == [session.user.id]
+    assert (await world.authenticator.check(bystander.access_token)).user_id == (
+        bystander.user.id)
+    # Logging in again works at once, in that same second.
+    again = await world.service.login(LoginRequest(identifier="ivy", password="battery staple"))
+    assert (await world.authenticator.check(again.access_token)).user_id == session.user.id
+
+
+async def test_logout_all_revokes_refresh_and_access_tokens_every_time(world: World) -> None:
+    session = await world.service.signup(_signup("kim"))
+    principal = await world.authenticator.check(session.access_token)
+    await world.service.logout_all(principal)
+    assert world.tokens.live(session.user.id) == []
+    with pytest.raises(Unauthorized) as revoked:
+        await world.authenticator.check(session.access_token)
+    assert _code_of(revoked) == "token_revoked"
+    with pytest.raises(Unauthorized):
+        await world.service.refresh(session.refresh_token)
+    assert world.closed_sockets == [session.user.id]
+
+    # A token issued after the first sign-out (same second) works, and the next sign-out,
+    # again in that second, stops it.
+    second = await world.service.login(LoginRequest(identifier="kim", password="correct horse"))
+    second_principal = await world.authenticator.check(second.access_token)
+    rotated = await world.service.refresh(second.refresh_token)
+    await world.authenticator.check(rotated.access_token)
+    await world.service.logout_all(second_principal)
+    for token in (second.access_token, rotated.access_token):
+        with pytest.raises(Unauthorized):
+            await world.authenticator.check(token)
+    third = await world.service.login(LoginRequest(identifier="kim", password="correct horse"))
+    assert (await world.authenticator.check(third.access_token)).user_id == session.user.id
+
+
+async def test_a_failing_socket_close_does_not_undo_the_sign_out(world: World) -> None:
+    session = await world.service.signup(_signup())
+
+    async def broken(user_id: str) -> None:
+        raise RuntimeError("session records unreachable")
+
+    world.service._close_sockets = broken
+    await world.service.logout_all(await world.authenticator.check(session.access_token))
+    with pytest.raises(Unauthorized):
+        await world.authenticator.check(session.access_token)
+
+
+async def test_logout_of_one_session_leaves_access_tokens_to_their_ttl(world: World) -> None:
+    session = await world.service.signup(_signup())
+    await world.service.logout(session.refresh_token)
+    assert (await world.authenticator.check(session.access_token)).user_id == session.user.id
+    assert world.closed_sockets == []
+
+
+class SlowPasswords(Passwords):
+    """Passwords whose verification lets something else happen first (`during`)."""
+
+    def __init__(self) -> None:
+        super().__init__(CHEAP)
+        self.during: list[Callable[[], Awaitable[None]]] = []
+
+    async def verify(self, stored_hash: str | None, password: str) -> Any:
+        while self.during:
+            await self.during.pop(0)()
+        return await super().verify(stored_hash, password)
+
+
+async def test_a_login_racing_a_password_reset_starts_no_session(world: World) -> None:
+    victim = await world.service.signup(_signup("lena"))
+    code = await _code(world, victim.user.email)
+    slow = SlowPasswords()
+    world.service._passwords = slow
+
+    async def reset_meanwhile() -> None:  # the old hash was read; the owner resets now
+        world.clock.advance(0.001)
+        await world.service.reset_password(PasswordResetRequest(
+            email=victim.user.email, code=code, new_password="battery staple"))
+
+    slow.during.append(reset_meanwhile)
+    with pytest.raises(Unauthorized) as refused:  # the old password, checked before the reset
+        await world.service.login(LoginRequest(identifier="lena", password="correct horse"))
+    assert _code_of(refused) == "invalid_credentials"
+    assert world.tokens.live(victim.user.id) == []
+    world.clock.advance(0.001)
+    after = await world.service.login(LoginRequest(identifier="lena", password="battery staple"))
+    assert (await world.authenticator.check(after.access_token)).user_id == victim.user.id
+
+
+class RacingRefreshTokens(FakeRefreshTokens):
+    """Runs `after_rotate` once a rotation is done (a sign-out landing right then)."""
+
+    after_rotate: Callable[[], Awaitable[None]] | None = None
+
+    async def rotate(self, **kwargs: Any) -> Rotation:
+        rotation = await super().rotate(**kwargs)
+        if self.after_rotate is not None:
+            hook, self.after_rotate = self.after_rotate, None
+            await hook()
+        return rotation
+
+
+class RacingWatermarks(FakeTokenWatermarks):
+    """Runs `after_read` once right after a state read (a sign-out landing right then)."""
+
+    after_read: Callable[[], Awaitable[None]] | None = None
+
+    async def state(self, user_id: str) -> tuple[int, datetime | None]:
+        state = await super().state(user_id)
+        if self.after_read is not None:
+            hook, self.after_read = self.after_read, None
+            await hook()
+        return state
+
+
+@pytest.mark.parametrize("when", ["after_rotate", "after_read"])
+async def test_a_refresh_racing_logout_all_hands_out_nothing_that_lasts(
+        world: World, when: str) -> None:
+    store = RacingWatermarks()
+    tokens = RacingRefreshTokens(store)
+    watermarks = TokenWatermarks(store, MemoryWatermarkCache(), clock=world.clock)
+    service = AuthService(accounts=world.accounts, refresh_tokens=tokens, resets=world.resets,
+                          mailer=world.mailer, tokens=world.codec, watermarks=watermarks,
+                          passwords=Passwords(CHEAP), settings=SETTINGS, clock=world.clock)
+    authenticator = Authenticator(world.codec, watermarks)
+    session = await service.signup(_signup())
+    principal = await authenticator.check(session.access_token)
+
+    async def logout_all() -> None:
+        world.clock.advance(0.001)
+        await service.logout_all(principal)
+
+    if when == "after_rotate":
+        tokens.after_rotate = logout_all
+        with pytest.raises(Unauthorized) as refused:
+            await service.refresh(session.refresh_token)
+        assert _code_of(refused) == "invalid_refresh_token"
+    else:  # too late to refuse: what it hands out is revoked by the sign-out
+        store.after_read = logout_all
+        late = await service.refresh(session.refresh_token)
+        with pytest.raises(Unauthorized) as revoked:
+            await authenticator.check(late.access_token)
+        assert _code_of(revoked) == "token_revoked"
+        with pytest.raises(Unauthorized):
+            await service.refresh(late.refresh_token)
+    assert tokens.live(session.user.id) == []

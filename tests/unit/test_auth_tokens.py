@@ -114,3 +114,45 @@ def test_refresh_tokens_are_random_and_stored_hashed() -> None:
     assert first != second and len(first) >= 43
     assert hash_refresh_token(first) == hash_refresh_token(first)
     assert len(hash_refresh_token(first)) == 32 and hash_refresh_token(first) != first.encode()
+
+
+def test_a_lifetime_beyond_the_configured_ttl_is_refused(
+    codec: TokenCodec, clock: FakeClock
+) -> None:
+    now = int(clock())
+    year = jwt.encode(_claims(clock, exp=now + 365 * 86400), SECRET, algorithm="HS256")
+    assert _refused(codec, year) == "invalid_token"
+    # Minted under a longer TTL before it was cut: issued a while ago, still unexpired.
+    old_ttl = jwt.encode(_claims(clock, iat=now - 600, nbf=now - 600, exp=now + 600), SECRET,
+                         algorithm="HS256")
+    assert _refused(codec, old_ttl) == "invalid_token"
+    exactly = jwt.encode(_claims(clock, iat=now - 600, nbf=now - 600, exp=now + TTL - 600),
+                         SECRET, algorithm="HS256")
+    assert codec.verify(exactly).expires_at == now + TTL - 600
+    shorter = jwt.encode(_claims(clock, exp=now + 60), SECRET, algorithm="HS256")
+    assert codec.verify(shorter).user_id == USER_ID
+
+
+def test_an_issue_time_in_the_future_is_refused(codec: TokenCodec, clock: FakeClock) -> None:
+    # Dating iat ahead would stretch the lifetime check: exp - iat <= TTL with a far iat.
+    now = int(clock())
+    ahead = jwt.encode(_claims(clock, iat=now + 3600, exp=now + 3600 + TTL), SECRET,
+                       algorithm="HS256")
+    assert _refused(codec, ahead) == "invalid_token"
+    skewed = jwt.encode(_claims(clock, iat=now + 20, exp=now + 20 + TTL), SECRET,
+                        algorithm="HS256")
+    assert codec.verify(skewed).issued_at == now + 20
+
+
+def test_issue_claims_the_given_issue_time(codec: TokenCodec, clock: FakeClock) -> None:
+    now = int(clock())
+    plain = codec.verify(codec.issue(USER_ID, "user"))
+    assert plain.issued_at == now and plain.expires_at == now + TTL
+    # Lifted to a watermark a moment ahead (a sign-out earlier in this second).
+    lifted = codec.issue(USER_ID, "user", issued_at=now + 1)
+    claims = jwt.decode(lifted, options={"verify_signature": False})
+    assert (claims["iat"], claims["nbf"], claims["exp"]) == (now + 1, now, now + 1 + TTL)
+    assert codec.verify(lifted).issued_at == now + 1
+    # Checked a moment ago (a login's password check): the lifetime counts from then.
+    earlier = codec.verify(codec.issue(USER_ID, "user", issued_at=now - 2))
+    assert (earlier.issued_at, earlier.expires_at) == (now - 2, now - 2 + TTL)
