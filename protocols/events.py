@@ -155,10 +155,114 @@ class MessageSent(EventData, frozen=True, kw_only=True):
         return self.room_id
 
 
+# hubbub.scheduling ----------------------------------------------------------------------
+# Keyed by the scheduled post (rate_limit.reached: by the connection, else the user).
+
+
+class ScheduledTargetResult(msgspec.Struct, frozen=True, kw_only=True):
+    """One target of a scheduled post as a round left it."""
+
+    index: int
+    kind: str
+    connection_id: str | None = None
+    status: str  # pending | published | failed | cancelled
+    external_id: str | None = None
+    url: str | None = None
+    error_code: str | None = None
+    error: str | None = None
+
+
+class PostScheduled(EventData, frozen=True, kw_only=True):
+    TYPE, TOPIC = "post.scheduled", "hubbub.scheduling"
+    scheduled_post_id: str
+    author_id: str
+    scheduled_for: datetime
+    timezone: str
+    priority: str
+    target_kinds: list[str] = []
+
+    def key(self) -> str:
+        return self.scheduled_post_id
+
+
+class PostRescheduled(EventData, frozen=True, kw_only=True):
+    TYPE, TOPIC = "post.rescheduled", "hubbub.scheduling"
+    scheduled_post_id: str
+    author_id: str
+    scheduled_for: datetime
+    previous_scheduled_for: datetime
+    timezone: str
+    priority: str
+
+    def key(self) -> str:
+        return self.scheduled_post_id
+
+
+class PostPublished(EventData, frozen=True, kw_only=True):
+    """Every target of the scheduled post is published; post_id is the Hubbub post (None
+    without a hubbub target)."""
+
+    TYPE, TOPIC = "post.published", "hubbub.scheduling"
+    scheduled_post_id: str
+    author_id: str
+    post_id: str | None = None
+    scheduled_for: datetime
+    published_at: datetime
+    targets: list[ScheduledTargetResult] = []
+
+    def key(self) -> str:
+        return self.scheduled_post_id
+
+
+class PostFailed(EventData, frozen=True, kw_only=True):
+    """No target of the scheduled post is pending any more and at least one failed: it is in
+    the dead-letter queue. post_id is set when its hubbub target was published all the same."""
+
+    TYPE, TOPIC = "post.failed", "hubbub.scheduling"
+    scheduled_post_id: str
+    author_id: str
+    post_id: str | None = None
+    failed_at: datetime
+    error: str | None = None
+    targets: list[ScheduledTargetResult] = []
+
+    def key(self) -> str:
+        return self.scheduled_post_id
+
+
+class PostCancelled(EventData, frozen=True, kw_only=True):
+    TYPE, TOPIC = "post.cancelled", "hubbub.scheduling"
+    scheduled_post_id: str
+    author_id: str
+    cancelled_at: datetime
+
+    def key(self) -> str:
+        return self.scheduled_post_id
+
+
+class RateLimitReached(EventData, frozen=True, kw_only=True):
+    """A publishing target (the X API, say) refused more requests until `reset_at`; posts
+    for it wait until then instead of failing."""
+
+    TYPE, TOPIC = "rate_limit.reached", "hubbub.scheduling"
+    kind: str
+    user_id: str
+    connection_id: str | None = None
+    scheduled_post_id: str | None = None
+    reset_at: datetime | None = None
+    limit: int | None = None
+    remaining: int | None = None
+
+    def key(self) -> str:
+        return self.connection_id or self.user_id
+
+
 EVENT_TYPES: dict[str, type[EventData]] = {
     cls.TYPE: cls
     for cls in (UserCreated, FollowCreated, FollowDeleted, PostCreated, PostDeleted,
-                PostLiked, PostUnliked, CommentCreated, PostReposted, MessageSent)
+                PostLiked, PostUnliked, CommentCreated, PostReposted, MessageSent,
+                PostScheduled, PostRescheduled, PostPublished, PostFailed, PostCancelled,
+                RateLimitReached)
 }
 TOPICS = sorted({cls.TOPIC for cls in EVENT_TYPES.values()})
 

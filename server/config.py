@@ -17,6 +17,7 @@ LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 Port = Annotated[int, msgspec.Meta(ge=1, le=65535)]
 PositiveInt = Annotated[int, msgspec.Meta(ge=1)]
 PositiveFloat = Annotated[float, msgspec.Meta(gt=0)]
+NonNegativeInt = Annotated[int, msgspec.Meta(ge=0)]
 
 
 class ConfigError(ValueError):
@@ -118,6 +119,36 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     cluster_heartbeat_seconds: PositiveFloat = 1.0
     cluster_node_timeout_seconds: PositiveFloat = 3.0
 
+    # Scheduled posts. Rules per author, checked when a post is scheduled or rescheduled (0
+    # switches one off): posts waiting at once, seconds between two posts, posts in any
+    # rolling hour and 24 hours. Retries: tries per target (the first included), and the
+    # exponential backoff's first and largest step, in seconds.
+    schedule_max_pending: NonNegativeInt = 100
+    schedule_min_interval_seconds: NonNegativeInt = 60
+    schedule_max_per_hour: NonNegativeInt = 10
+    schedule_max_per_day: NonNegativeInt = 50
+    schedule_max_attempts: PositiveInt = 5
+    schedule_retry_base_seconds: PositiveFloat = 5.0
+    schedule_retry_max_seconds: PositiveFloat = 900.0
+    # The scheduler on every node: on or off, posts per claim, publishing rounds at once,
+    # seconds a claim lasts unless renewed (a dead node's posts are taken over after it),
+    # the longest sleep without a wake-up, and seconds one publish call may take.
+    scheduler_enabled: bool = True
+    scheduler_batch_size: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 50
+    scheduler_concurrency: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 8
+    scheduler_lease_seconds: Annotated[float, msgspec.Meta(ge=1)] = 30.0
+    scheduler_tick_seconds: PositiveFloat = 30.0
+    scheduler_publish_timeout: PositiveFloat = 20.0
+    # Publishing to connected accounts (server/publishing): the keys that encrypt their
+    # tokens and secrets at rest (comma-separated URL-safe base64 of 32 bytes, the first
+    # encrypts; unset: generated once, kept in DATA_DIR/publishing_key), whether webhook URLs
+    # may be plain http to 127.0.0.1/localhost (development and tests only), seconds one
+    # outbound request (a webhook delivery, an X API call) may take, and the X API's base URL.
+    publishing_encryption_key: str | None = None
+    publishing_allow_http_localhost: bool = False
+    publishing_http_timeout: PositiveFloat = 10.0
+    x_api_base_url: str = "https://api.x.com"
+
     @property
     def effective_node_id(self) -> str:
         return self.node_id or f"{socket.gethostname()}-{os.getpid()}"
@@ -169,4 +200,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
                           "CLUSTER_HEARTBEAT_SECONDS (one late heartbeat is not a death)")
     if settings.db_pool_min > settings.db_pool_max:
         raise ConfigError("DB_POOL_MIN must not exceed DB_POOL_MAX")
+    if settings.schedule_retry_base_seconds > settings.schedule_retry_max_seconds:
+        raise ConfigError("SCHEDULE_RETRY_BASE_SECONDS must not exceed "
+                          "SCHEDULE_RETRY_MAX_SECONDS")
     return settings

@@ -1,9 +1,9 @@
 """Listing and reading notifications, and the consumer that creates them.
 
-The consumer ("notifications") turns hubbub.users and hubbub.posts events into notifications
-(server.notifications.rules), exactly once per event: the store claims the event id in the
-same transaction as the inserts. After the commit each new notification is handed to every
-registered NotificationSink (live delivery by the realtime gateway).
+The consumer ("notifications") turns hubbub.users, hubbub.posts and hubbub.scheduling events
+into notifications (server.notifications.rules), exactly once per event: the store claims the
+event id in the same transaction as the inserts. After the commit each new notification is
+handed to every registered NotificationSink (live delivery by the realtime gateway).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from server.notifications.rules import drafts_for
 log = logging.getLogger("hubbub.notifications")
 
 CONSUMER = "notifications"
-TOPICS = ("hubbub.users", "hubbub.posts")
+TOPICS = ("hubbub.users", "hubbub.posts", "hubbub.scheduling")
 NotificationKey = tuple[CursorId]
 
 

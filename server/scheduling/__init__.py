@@ -1,0 +1,1 @@
+"""Scheduled posts: REST, rules, the cluster-wide scheduler and the publishing pipeline."""
