@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from server.actors_wiring import setup_actors
+from server.analytics.wiring import setup_analytics
 from server.auth.wiring import setup_auth
 from server.calls.wiring import setup_calls
 from server.chat.wiring import setup_chat
@@ -13,7 +14,7 @@ from server.config import Settings
 from server.events.wiring import setup_events
 from server.feed.wiring import setup_feed
 from server.gateway.setup import setup_gateway
-from server.http.middleware import problem_details, request_context
+from server.http.middleware import problem_details, request_context, security_headers
 from server.keys import ENDPOINTS, LIFECYCLE, SETTINGS
 from server.lifecycle import Lifecycle
 from server.media.wiring import setup_media
@@ -22,8 +23,10 @@ from server.notifications.wiring import setup_notifications
 from server.openapi.wiring import setup_openapi
 from server.ops.routes import api as ops_api
 from server.posts.wiring import setup_posts
+from server.publishing.wiring import setup_publishing
 from server.ratelimit.wiring import rate_limit_middleware, setup_ratelimit
 from server.resources import database_ctx, redis_ctx
+from server.scheduling.wiring import setup_scheduling
 from server.users.wiring import setup_users
 
 # Multipart media uploads (issue 3) need more than JSON bodies; each endpoint enforces its own
@@ -36,6 +39,7 @@ def create_app(settings: Settings) -> web.Application:
         middlewares=[request_context, metrics_middleware, problem_details, rate_limit_middleware],
         client_max_size=_MAX_REQUEST_BYTES,
     )
+    app.on_response_prepare.append(security_headers)
     app[SETTINGS] = settings
     app[LIFECYCLE] = Lifecycle(node_id=settings.effective_node_id)
     app[ENDPOINTS] = []
@@ -55,6 +59,9 @@ def create_app(settings: Settings) -> web.Application:
     setup_posts(app)
     setup_feed(app)
     setup_notifications(app)
+    setup_analytics(app)  # after posts: it adds a sink to the posts' view counter
+    setup_publishing(app)  # before scheduling: its publishers are in before the scheduler starts
+    setup_scheduling(app)  # after posts and notifications: it publishes through the posts service
     setup_gateway(app)
     setup_chat(app)  # after actors and gateway: RoomActor uses the gateway's ports
     setup_calls(app)  # after chat: calls read the chat area's rooms
