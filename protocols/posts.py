@@ -9,6 +9,7 @@ from typing import Annotated
 import msgspec
 
 from protocols import fields
+from protocols.analytics import FollowerGrowth, PostPerformance
 from protocols.base import Inbound, Outbound
 from protocols.common import PageQuery
 from protocols.media import Media
@@ -95,6 +96,15 @@ class UserStats(Outbound):
     comments_received: int
     reposts_received: int
     likes_given: int
+    # Analytics (server.analytics), added later: totals over the user's posts, their best and
+    # worst posts by engagement, and followers gained / lost in the last 28 days.
+    views_received: int = 0
+    quotes_received: int = 0
+    engagements_received: int = 0
+    engagement_rate: float | None = None
+    best_posts: list[PostPerformance] = []
+    worst_posts: list[PostPerformance] = []
+    followers_growth: FollowerGrowth = msgspec.field(default_factory=FollowerGrowth)
 
 
 Timestamp = Annotated[datetime, msgspec.Meta(tz=True, description="RFC 3339 with an offset")]

@@ -28,6 +28,7 @@ from protocols.posts import (
     UserStats,
 )
 from protocols.users import UserSummary
+from server.analytics.wiring import extend_user_stats
 from server.auth.principal import Principal
 from server.http.endpoint import Endpoints, decode_json, encode_result, invalid_fields, read_body
 from server.http.idempotency import Idempotency, IdempotentResult, fingerprint
@@ -225,7 +226,8 @@ async def by_user(request: web.Request, principal: Principal, query: PageQuery) 
          summary="A user's counts: followers, following, posts, likes received, ...",
          description=_USER_REF)
 async def user_stats(request: web.Request, principal: Principal) -> UserStats:
-    return await _posts(request).user_stats(principal, request.match_info["id"])
+    stats = await _posts(request).user_stats(principal, request.match_info["id"])
+    return await extend_user_stats(request.app, stats)  # analytics' added fields
 
 
 # Creation helpers

@@ -20,11 +20,18 @@ log = logging.getLogger("hubbub.posts.views")
 class ViewCounter:
     def __init__(self, sink: ViewSink, *, interval: float = 1.0) -> None:
         self._sink = sink
+        self._also: list[ViewSink] = []  # see add_sink
         self._interval = interval
         self._pending: dict[str, int] = {}
         self._in_flight: dict[str, int] = {}
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
+
+    def add_sink(self, sink: ViewSink) -> None:
+        """Also hand every successfully written batch to `sink` (analytics' hourly buckets).
+        Called only after the main write commits, so a retried batch is never seen twice;
+        `sink` keeps what it fails to write itself, and its errors are only logged."""
+        self._also.append(sink)
 
     def record(self, post_id: str) -> None:
         """Count one view of the post (written at the next flush)."""
@@ -46,6 +53,14 @@ class ViewCounter:
                         len(self._in_flight), exc_info=True)
             for post_id, count in self._in_flight.items():
                 self._pending[post_id] = self._pending.get(post_id, 0) + count
+        else:
+            # Written: no longer "unflushed" (metrics would count them twice meanwhile).
+            written, self._in_flight = self._in_flight, {}
+            for extra in self._also:
+                try:
+                    await extra.add_views(written)
+                except Exception:
+                    log.warning("a view sink failed", exc_info=True)
         finally:
             self._in_flight = {}
 

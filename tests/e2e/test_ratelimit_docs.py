@@ -33,6 +33,7 @@ CONTRACT = [
     ("POST", "/v1/posts/{id}/repost"), ("DELETE", "/v1/posts/{id}/repost"),
     ("POST", "/v1/posts/{id}/comments"), ("GET", "/v1/posts/{id}/comments"),
     ("GET", "/v1/posts/{id}/metrics"),
+    ("GET", "/v1/posts/{id}/analytics"), ("GET", "/v1/users/me/best_times"),
     ("GET", "/v1/feed"), ("GET", "/v1/feed/popular"),
     ("GET", "/v1/notifications"), ("GET", "/v1/notifications/unread_count"),
     ("POST", "/v1/notifications/read"),
