@@ -20,7 +20,7 @@ ConnectionKind = Literal["webhook", "x"]
 
 WebhookUrl = fields.pattern(r"^[hH][tT][tT][pP][sS]?://[\x21-\x7e]+$(?!\n)",
                             "must be an absolute http(s) URL", max_length=2048,
-                            description="https://...; http only to 127.0.0.1 or localhost "
+                            description="An https URL; plain http only to 127.0.0.1 or localhost "
                             "where PUBLISHING_ALLOW_HTTP_LOCALHOST is on")
 Token = fields.visible_ascii(max_length=4096)
 Label = fields.line(max_length=100, description="A name of your choosing")
