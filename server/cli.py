@@ -1,9 +1,15 @@
-"""The `hubbub` command: serve, migrate, set-role."""
+"""The `hubbub` command: serve, migrate, set-role.
+
+Exit codes: 0 done (also after a graceful stop on SIGTERM, SIGINT or SIGHUP); 2 a setting
+cannot work (malformed, unreachable past the startup wait, port in use, unusable DATA_DIR):
+one line on stderr names the variable; 1 anything else (the log has the traceback).
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import sys
 
@@ -23,13 +29,34 @@ def _serve(settings: Settings) -> int:
 
 
 async def _with_database(settings: Settings, work):  # type: ignore[no-untyped-def]
+    import asyncpg
+
+    from server.resources import postgres_retriable, postgres_target
+    from server.startup import StartupError, check_data_dir, describe, wait_for_service
     from storage.postgres.embedded import EmbeddedPostgres
     from storage.postgres.pool import create_pool
 
-    embedded = EmbeddedPostgres(settings.data_dir) if settings.database_url is None else None
-    dsn = await embedded.start() if embedded else settings.database_url
-    assert dsn is not None
-    pool = await create_pool(dsn, min_size=1, max_size=2)
+    embedded = None
+    if settings.database_url is None:
+        check_data_dir(settings.data_dir)
+        embedded = EmbeddedPostgres(settings.data_dir)
+        try:
+            dsn = await embedded.start()
+        except Exception as exc:
+            raise StartupError("DATA_DIR", f"the embedded Postgres in {embedded.pgdata} did "
+                                           f"not start: {describe(exc)}") from exc
+        variable = "DATA_DIR"
+    else:
+        dsn, variable = settings.database_url, "DATABASE_URL"
+    try:
+        pool = await wait_for_service(
+            variable, postgres_target(dsn), lambda: create_pool(dsn, min_size=1, max_size=2),
+            retriable=postgres_retriable,
+            fatal=(asyncpg.PostgresError, asyncpg.InterfaceError, ValueError, OSError))
+    except BaseException:
+        if embedded:
+            await embedded.stop()
+        raise
     try:
         async with pool.acquire() as conn:
             return await work(conn)
@@ -81,11 +108,28 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     configure_logging(settings.log_level, settings.effective_node_id)
 
-    if args.command == "serve":
-        return _serve(settings)
-    if args.command == "migrate":
-        return _migrate(settings)
-    return _set_role(settings, args.username, args.role)
+    from server.startup import StartupError
+
+    try:
+        if args.command == "serve":
+            return _serve(settings)
+        if args.command == "migrate":
+            return _migrate(settings)
+        return _set_role(settings, args.username, args.role)
+    except (StartupError, ConfigError) as exc:
+        log.error("cannot start: %s", exc)
+        _say(f"hubbub: configuration error: {exc}")
+        return 2
+    except Exception as exc:
+        log.critical("failed: %s", exc, exc_info=True)  # the traceback goes to the log
+        _say(f"hubbub: failed: {type(exc).__name__}: {exc} (the log has the details)")
+        return 1
+
+
+def _say(line: str) -> None:
+    """One line on stderr; a closed terminal (SIGHUP) must not turn it into a traceback."""
+    with contextlib.suppress(OSError):
+        print(line.splitlines()[0] if line else line, file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":

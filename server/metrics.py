@@ -6,12 +6,26 @@ Each app gets its own CollectorRegistry (no process-global state), so tests can 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from typing import Any
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+)
+from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import generate_latest
+from prometheus_client.registry import Collector
 
 from server.http.middleware import route_name
+from server.keys import LIFECYCLE
+
+# Socket.IO's endpoint (server.gateway.setup): its requests last as long as their socket.
+SOCKET_IO_PATH = "/socket.io/"
 
 
 class HttpMetrics:
@@ -28,19 +42,82 @@ class HttpMetrics:
         )
 
 
+class PoolMetrics(Collector):
+    """Connection pools, read when /metrics is scraped: how many connections are in use, idle,
+    and the most there may be. `hubbub_redis_pool_connections{pool,state}` and
+    `hubbub_redis_pool_max_connections{pool}` per redis.asyncio pool (a BlockingConnectionPool
+    makes a command wait when all are in use), `hubbub_db_pool_connections{state}` and
+    `hubbub_db_pool_max_connections` for the asyncpg pool."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self._redis: dict[str, Any] = {}
+        self._db: Any = None
+        registry.register(self)
+
+    def add_redis(self, name: str, pool: Any) -> None:
+        """Watch a redis.asyncio ConnectionPool under the label pool=<name>."""
+        self._redis[name] = pool
+
+    def remove_redis(self, name: str) -> None:
+        self._redis.pop(name, None)
+
+    def set_database(self, pool: Any) -> None:
+        """Watch the asyncpg pool (None: stop watching)."""
+        self._db = pool
+
+    def collect(self) -> Iterator[Metric]:
+        used = GaugeMetricFamily("hubbub_redis_pool_connections",
+                                 "Redis connections of this node's pool, by state",
+                                 labels=["pool", "state"])
+        most = GaugeMetricFamily("hubbub_redis_pool_max_connections",
+                                 "Redis connections this node's pool may open at most",
+                                 labels=["pool"])
+        for name, pool in list(self._redis.items()):
+            # redis-py keeps these as private attributes; a missing one reads as 0.
+            used.add_metric([name, "in_use"], len(getattr(pool, "_in_use_connections", ())))
+            used.add_metric([name, "idle"], len(getattr(pool, "_available_connections", ())))
+            most.add_metric([name], getattr(pool, "max_connections", 0) or 0)
+        yield used
+        yield most
+        db = self._db
+        if db is not None:
+            size, idle = db.get_size(), db.get_idle_size()
+            conns = GaugeMetricFamily("hubbub_db_pool_connections",
+                                      "Postgres connections of this node's pool, by state",
+                                      labels=["state"])
+            conns.add_metric(["in_use"], size - idle)
+            conns.add_metric(["idle"], idle)
+            yield conns
+            yield GaugeMetricFamily("hubbub_db_pool_max_connections",
+                                    "Postgres connections this node's pool may open at most",
+                                    value=db.get_max_size())
+
+
 METRICS = web.AppKey("metrics", HttpMetrics)
+POOL_METRICS = web.AppKey("pool_metrics", PoolMetrics)
 
 
 @web.middleware
 async def metrics_middleware(request: web.Request, handler: web.Handler) -> web.StreamResponse:
+    """Count and time every request; keep the in-flight count that shutdown waits on (and,
+    once the server is draining, end each connection after its response, so keep-alive
+    clients reconnect to another node)."""
     metrics = request.app[METRICS]
+    lifecycle = request.app[LIFECYCLE]
+    tracked = not request.path.startswith(SOCKET_IO_PATH)
+    if tracked:
+        lifecycle.request_started()
     started = time.perf_counter()
     status = 500
     try:
         response = await handler(request)
         status = response.status
+        if lifecycle.draining:
+            response.force_close()
         return response
     finally:
+        if tracked:
+            lifecycle.request_finished()
         route = route_name(request)
         metrics.requests.labels(request.method, route, str(status)).inc()
         metrics.latency.labels(request.method, route).observe(time.perf_counter() - started)
@@ -55,4 +132,9 @@ async def metrics_handler(request: web.Request) -> web.Response:
 
 def setup_metrics(app: web.Application) -> None:
     app[METRICS] = HttpMetrics(CollectorRegistry())
+    app[POOL_METRICS] = PoolMetrics(app[METRICS].registry)
+    lifecycle = app[LIFECYCLE]
+    Gauge("hubbub_http_requests_in_flight",
+          "HTTP requests being handled (Socket.IO's websockets and long polls excepted)",
+          registry=app[METRICS].registry).set_function(lambda: lifecycle.requests_in_flight)
     app.router.add_get("/metrics", metrics_handler, name="ops.metrics")

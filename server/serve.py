@@ -1,10 +1,19 @@
-"""Run the app until SIGTERM/SIGINT, then drain and shut down gracefully.
+"""Run the app until SIGTERM/SIGINT/SIGHUP, then drain and shut down gracefully.
+
+Startup: settings that cannot work are refused before anything starts (DATA_DIR not a
+writable directory, HOST:PORT not available, a malformed S3_ENDPOINT_URL), and every failure
+while starting becomes a StartupError naming its variable (server.startup; the CLI prints it
+as one line and exits 2). A signal during startup abandons it and undoes what had started.
 
 Shutdown order: leave the cluster view and hand actors over to the other nodes; mark draining
-(/ready answers 503) and keep serving for DRAIN_SECONDS so load
-balancers move traffic away; then stop accepting connections, let in-flight requests finish
-within SHUTDOWN_TIMEOUT, close live sockets, and run every cleanup context (pools closed,
-embedded Postgres stopped). A second signal skips the rest of the drain period.
+(/ready answers 503, responses close their keep-alive connections) and keep serving for
+DRAIN_SECONDS so load balancers move traffic away; then stop accepting connections and wait,
+within SHUTDOWN_TIMEOUT, for the requests in flight to finish: an upload still streaming its
+body keeps streaming (aiohttp's own shutdown stops reading request bodies at once, so it runs
+only after this wait). Then close live sockets and run every cleanup context (pools closed,
+embedded Postgres stopped). A second signal skips the rest of the drain and of the wait.
+SIGHUP (the terminal closed) counts as SIGTERM: the default action would kill the process
+without stopping the embedded Postgres.
 """
 
 from __future__ import annotations
@@ -13,51 +22,207 @@ import asyncio
 import contextlib
 import logging
 import signal
+import time
+from collections.abc import Coroutine
+from typing import Any
 
 from aiohttp import web
 
 from server.app import create_app
 from server.config import Settings
 from server.keys import LIFECYCLE
+from server.startup import (
+    StartupError,
+    check_data_dir,
+    check_kafka_servers,
+    check_listen,
+    data_dir_needed,
+    describe,
+    listen_error,
+    redact,
+    wait_for_endpoint,
+)
 
 log = logging.getLogger("hubbub.serve")
+SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+FINAL_WAIT = 5.0  # seconds for what is still running once the requests in flight are done
+
+
+class _Stop:
+    """Signals, counted; each is logged. The first starts the shutdown, any later one hurries
+    it (skips the rest of the drain and of the wait for requests)."""
+
+    def __init__(self) -> None:
+        self._signalled = asyncio.Event()
+        self.count = 0
+
+    def __call__(self, sig: signal.Signals) -> None:
+        self.count += 1
+        log.info("received %s", sig.name, extra={"signal": sig.name, "count": self.count})
+        self._signalled.set()
+
+    async def _beyond(self, seen: int) -> None:
+        while self.count <= seen:
+            self._signalled.clear()
+            await self._signalled.wait()
+
+    async def wait(self) -> None:
+        """Until the first signal."""
+        await self._beyond(0)
+
+    async def until(self, work: Coroutine[Any, Any, Any], timeout: float) -> bool:
+        """Run `work` for at most `timeout` seconds, or until a second signal (at once when
+        there was one already); True when it finished."""
+        task = asyncio.ensure_future(work)
+        hurry = asyncio.ensure_future(self._beyond(1))
+        try:
+            done, _ = await asyncio.wait({task, hurry}, timeout=timeout,
+                                         return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for pending in (task, hurry):
+                pending.cancel()
+            await asyncio.gather(task, hurry, return_exceptions=True)
+        return task in done
+
+
+def preflight(settings: Settings) -> None:
+    """The checks that need nothing started: fail in a second, not after the database."""
+    if data_dir_needed(settings.database_url, settings.jwt_secret, settings.s3_endpoint_url):
+        check_data_dir(settings.data_dir)
+    if settings.kafka_bootstrap_servers:
+        check_kafka_servers(settings.kafka_bootstrap_servers)
+    check_listen(settings.host, settings.port)
 
 
 async def serve(settings: Settings) -> None:
-    app = create_app(settings)
-    runner = web.AppRunner(app, handle_signals=False, access_log=None,
-                           shutdown_timeout=settings.shutdown_timeout)
-    try:
-        await runner.setup()  # runs every startup step (pools, migrations, consumers)
-    except BaseException:
-        await runner.cleanup()  # undo the steps that did start (pools, embedded Postgres)
-        raise
-    stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    signals = (signal.SIGTERM, signal.SIGINT)
-    for sig in signals:
-        loop.add_signal_handler(sig, stop.set)
+    stop = _Stop()
+    for sig in SIGNALS:
+        loop.add_signal_handler(sig, stop, sig)
     try:
-        site = web.TCPSite(runner, settings.host, settings.port)
-        await site.start()
-        log.info("serving", extra={"host": settings.host, "port": settings.port,
-                                   "adapters": app[LIFECYCLE].adapters})
-        await stop.wait()
-        stop.clear()
-        app[LIFECYCLE].draining = True
-        # Leave the cluster first: the actors hosted here move to the other nodes while the
-        # sockets are still served, so the sockets' last messages reach the new owners.
-        for leave in app[LIFECYCLE].leave_hooks:
-            try:
-                await leave()
-            except Exception:
-                log.exception("leaving the cluster failed")
-        log.info("draining", extra={"drain_seconds": settings.drain_seconds})
-        if settings.drain_seconds > 0:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), settings.drain_seconds)
+        preflight(settings)
+        if settings.s3_endpoint_url:
+            await _until_signal(stop, wait_for_endpoint("S3_ENDPOINT_URL",
+                                                        settings.s3_endpoint_url))
+        if stop.count:
+            return
+        await _run(settings, stop)
     finally:
-        for sig in signals:
+        for sig in SIGNALS:
             loop.remove_signal_handler(sig)
-        await runner.cleanup()
+
+
+async def _until_signal(stop: _Stop, work: Coroutine[Any, Any, Any]) -> None:
+    task = asyncio.ensure_future(work)
+    signalled = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({task, signalled}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        signalled.cancel()
+        if not task.done():
+            task.cancel()
+        await asyncio.gather(task, signalled, return_exceptions=True)
+    if not task.cancelled():
+        task.result()  # raises its failure
+
+
+async def _run(settings: Settings, stop: _Stop) -> None:
+    app = create_app(settings)
+    lifecycle = app[LIFECYCLE]
+    # aiohttp's own wait for handlers (after our drain already waited SHUTDOWN_TIMEOUT for the
+    # requests in flight) only has the sockets closed by on_shutdown left to see out.
+    runner = web.AppRunner(app, handle_signals=False, access_log=None,
+                           shutdown_timeout=min(settings.shutdown_timeout, FINAL_WAIT))
+    try:
+        try:
+            # Every startup step (pools, migrations, consumers); a signal abandons it.
+            await _until_signal(stop, runner.setup())
+        except StartupError:
+            raise
+        except Exception as exc:
+            explained = _explain(exc, settings)
+            if explained is exc:
+                raise
+            raise explained from exc
+        if stop.count:
+            log.info("stopped while starting")
+            return
+        site = web.TCPSite(runner, settings.host, settings.port)
+        try:
+            await site.start()
+        except OSError as exc:
+            raise listen_error(settings.host, settings.port, exc) from exc
+        log.info("serving", extra={"host": settings.host, "port": settings.port,
+                                   "adapters": lifecycle.adapters})
+        await stop.wait()
+        await _drain(runner, settings, stop)
+    finally:
+        await runner.cleanup()  # also undoes the startup steps that did start
         log.info("stopped")
+
+
+async def _drain(runner: web.AppRunner, settings: Settings, stop: _Stop) -> None:
+    lifecycle = runner.app[LIFECYCLE]
+    lifecycle.draining = True
+    # Leave the cluster first: the actors hosted here move to the other nodes while the
+    # sockets are still served, so the sockets' last messages reach the new owners.
+    for leave in lifecycle.leave_hooks:
+        try:
+            await leave()
+        except Exception:
+            log.exception("leaving the cluster failed")
+    log.info("draining", extra={"drain_seconds": settings.drain_seconds})
+    if settings.drain_seconds > 0:
+        await stop.until(asyncio.sleep(settings.drain_seconds), settings.drain_seconds)
+    # Stop accepting connections; the ones open keep being served (and read) until their
+    # requests are done.
+    for site in list(runner.sites):
+        await site.stop()
+    started = time.monotonic()
+    if lifecycle.requests_in_flight:
+        log.info("waiting for requests in flight", extra={
+            "requests": lifecycle.requests_in_flight,
+            "shutdown_timeout": settings.shutdown_timeout})
+        finished = await stop.until(lifecycle.wait_for_requests(settings.shutdown_timeout),
+                                    settings.shutdown_timeout)
+        left = lifecycle.requests_in_flight
+        if left:
+            log.warning("requests still in flight at shutdown; cancelling them", extra={
+                "requests": left, "waited_seconds": round(time.monotonic() - started, 3),
+                "hurried": not finished})
+
+
+def _explain(exc: BaseException, settings: Settings) -> BaseException:
+    """A StartupError naming the variable behind a failure in a startup step we do not own
+    (media, auth), or `exc` itself when we cannot tell."""
+    frames = _frames(exc)
+    if settings.s3_endpoint_url and any("storage/s3/" in f or f.endswith("media_ctx")
+                                        for f in frames):
+        return StartupError("S3_ENDPOINT_URL",
+                            f"{redact(settings.s3_endpoint_url)}: {describe(exc)}")
+    if isinstance(exc, OSError) and exc.filename and _under(str(exc.filename),
+                                                             settings.data_dir):
+        return StartupError("DATA_DIR", f"{settings.data_dir}: {describe(exc)}")
+    return exc
+
+
+def _frames(exc: BaseException) -> list[str]:
+    """'file:function' of every frame the exception (and its causes) went through."""
+    names: list[str] = []
+    current: BaseException | None = exc
+    while current is not None and len(names) < 500:
+        tb = current.__traceback__
+        while tb is not None:
+            code = tb.tb_frame.f_code
+            names.append(f"{code.co_filename}:{code.co_name}")
+            tb = tb.tb_next
+        current = current.__cause__ or current.__context__
+    return names
+
+
+def _under(path: str, folder: str) -> bool:
+    from pathlib import Path
+
+    with contextlib.suppress(OSError, ValueError):
+        return Path(path).resolve().is_relative_to(Path(folder).resolve())
+    return False

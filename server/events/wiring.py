@@ -10,11 +10,13 @@ resources down, so a handler never runs against a closed pool.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
 from aiohttp import web
+from aiokafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError
 
 from protocols.events import EventEnvelope
 from server.events.metrics import EventMetrics
@@ -22,6 +24,7 @@ from server.events.ports import EventBus
 from server.events.relay import OutboxRelay, RelayOptions
 from server.keys import DB_POOL, LIFECYCLE, SETTINGS
 from server.metrics import METRICS
+from server.startup import wait_for_service
 from storage.kafka.event_bus import KafkaEventBus
 from storage.memory.event_bus import InProcessEventBus
 from storage.postgres.dead_letters import PostgresDeadLetters
@@ -86,8 +89,25 @@ async def _events_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _start(app: web.Application) -> None:
-    await app[EVENT_BUS].start()
+    bus = app[EVENT_BUS]
+    if isinstance(bus, KafkaEventBus):
+        # Brokers still starting are waited for (boundedly); consumers join their groups in
+        # the background, each reported on /ready until it has joined (without failing it:
+        # the node serves everything that does not need that consumer meanwhile).
+        await wait_for_service("KAFKA_BOOTSTRAP_SERVERS", app[SETTINGS].kafka_bootstrap_servers
+                               or "", bus.start, retriable=_kafka_retriable,
+                               fatal=(KafkaError, ValueError, OSError))
+        checks = app[LIFECYCLE].advisory_checks
+        for consumer in bus.consumers:
+            checks[f"kafka_consumer:{consumer}"] = functools.partial(bus.consumer_check,
+                                                                     consumer)
+    else:
+        await bus.start()
     await app[OUTBOX_RELAY].start()
+
+
+def _kafka_retriable(exc: BaseException) -> bool:
+    return isinstance(exc, KafkaConnectionError | KafkaTimeoutError)
 
 
 async def _stop(app: web.Application) -> None:

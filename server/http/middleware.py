@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import time
@@ -9,6 +10,7 @@ import uuid
 
 from aiohttp import web
 
+from server.faults import RETRY_AFTER_SECONDS, ServiceUnavailable, unavailable_cause
 from server.http.endpoint import current_endpoint
 from server.http.problems import (
     BadRequest,
@@ -71,7 +73,10 @@ async def problem_details(request: web.Request, handler: web.Handler) -> web.Str
     try:
         return await handler(request)
     except ProblemError as error:
-        return problem_response(error, request.path)
+        response = problem_response(error, request.path)
+        if error.status == 503 and "Retry-After" not in response.headers:
+            response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        return response
     except web.HTTPRequestEntityTooLarge as exc:
         return problem_response(PayloadTooLarge(exc.text or None), request.path)
     except web.HTTPNotFound:
@@ -87,6 +92,33 @@ async def problem_details(request: web.Request, handler: web.Handler) -> web.Str
         if 400 <= exc.status < 500:
             return problem_response(BadRequest(exc.reason), request.path)
         raise
-    except Exception:
+    except Exception as exc:
+        cause = unavailable_cause(exc)
+        if cause is not None:  # Postgres (or Redis) down or starting: not a bug, retry later
+            log.warning("service unavailable in %s %s", request.method, request.path,
+                        extra={"error": f"{type(cause).__name__}: {cause}"})
+            return problem_response(ServiceUnavailable(), request.path)
         log.exception("unhandled error in %s %s", request.method, request.path)
         return problem_response(ProblemError("An unexpected error occurred"), request.path)
+
+
+# Response fields that hold a credential: a response carrying one must never be cached.
+_TOKEN_FIELDS = frozenset({"access_token", "refresh_token"})
+
+
+async def security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """`on_response_prepare`, so it sees every response of the app (problems, Socket.IO
+    polling, media) just before its headers go out: never sniffed into another type, no
+    `Server` header naming aiohttp and Python with their versions, and `Cache-Control:
+    no-store` on the responses of endpoints that hand out tokens."""
+    response.headers.popall("Server", None)
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    endpoint = current_endpoint(request)
+    if endpoint is not None and _carries_tokens(endpoint.response):
+        response.headers["Cache-Control"] = "no-store"
+
+
+@functools.cache
+def _carries_tokens(shape: object) -> bool:
+    fields = getattr(shape, "__struct_fields__", ())
+    return not _TOKEN_FIELDS.isdisjoint(fields)

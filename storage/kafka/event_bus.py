@@ -8,6 +8,12 @@ task each, handling records one at a time in partition order with the shared ret
 dead-letter policy (storage.event_delivery). Offsets are committed only after the handler
 succeeded or the event was parked, so a crash or a rebalance redelivers instead of losing
 (at least once; handlers are idempotent). A new group starts from the earliest offset.
+
+Starting: `start()` creates missing topics and starts the producer, and raises when the
+brokers cannot be reached (the caller may retry it). Each consumer then joins its group in its
+own task, in the background: one that cannot join (the coordinator is not available yet, an
+ACL refuses the group, a rebalance failed) is retried with backoff while the rest of the node
+keeps working; `consumer_check(name)` fails until it has joined (readiness).
 """
 
 from __future__ import annotations
@@ -52,16 +58,22 @@ class _Subscription:
     handler: EventHandler
 
 
+class ConsumerNotJoined(Exception):
+    """The consumer has not joined its group (yet): it is retrying in the background."""
+
+
 class KafkaEventBus:
     """`consumer_options` go to every AIOKafkaConsumer (tests shorten session timeouts);
-    `sleep` is the retry backoff's sleep, injectable for tests."""
+    `sleep` is the retry backoff's sleep, injectable for tests; `join_backoff` is (first,
+    longest) wait in seconds between attempts of a consumer to join its group."""
 
     def __init__(self, bootstrap_servers: str, *, dead_letters: DeadLetters,
                  policy: RetryPolicy | None = None, observer: DeliveryObserver | None = None,
                  sleep: Sleep = asyncio.sleep, client_id: str = "hubbub",
                  topic_partitions: int = 6, replication_factor: int = 1,
                  consumer_options: Mapping[str, Any] | None = None,
-                 stop_timeout: float = 10.0) -> None:
+                 stop_timeout: float = 10.0,
+                 join_backoff: tuple[float, float] = (1.0, 30.0)) -> None:
         self._servers = bootstrap_servers
         self._delivery = Delivery(dead_letters=dead_letters, policy=policy, observer=observer,
                                   sleep=sleep)
@@ -70,7 +82,10 @@ class KafkaEventBus:
         self._replication = replication_factor
         self._consumer_options = dict(consumer_options or {})
         self._stop_timeout = stop_timeout
+        self._join_backoff = join_backoff
         self._subscriptions: dict[str, _Subscription] = {}
+        self._joined: set[str] = set()  # consumers that are members of their group
+        self._join_errors: dict[str, str] = {}  # consumer -> why its last join failed
         self._producer: AIOKafkaProducer | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._started = False
@@ -82,36 +97,33 @@ class KafkaEventBus:
         check_subscription(consumer, topics, set(self._subscriptions))
         self._subscriptions[consumer] = _Subscription(consumer, tuple(topics), handler)
 
+    @property
+    def consumers(self) -> list[str]:
+        return list(self._subscriptions)
+
     async def start(self) -> None:
+        """Create missing topics and start the producer; raises (KafkaConnectionError when no
+        broker answers) with nothing left running, so it may be called again. Then every
+        consumer joins its group in the background."""
         if self._started:
             return
-        self._started = True
+        await ensure_topics(self._servers, TOPICS, partitions=self._partitions,
+                            replication_factor=self._replication, client_id=self._client_id)
+        producer = AIOKafkaProducer(bootstrap_servers=self._servers, client_id=self._client_id,
+                                    acks="all", enable_idempotence=True)
         try:
-            await ensure_topics(self._servers, TOPICS, partitions=self._partitions,
-                                replication_factor=self._replication, client_id=self._client_id)
-            producer = AIOKafkaProducer(bootstrap_servers=self._servers,
-                                        client_id=self._client_id, acks="all",
-                                        enable_idempotence=True)
             await producer.start()
-            self._producer = producer
             for topic in TOPICS:  # wait for their metadata (auto-created where that is how)
                 await producer.partitions_for(topic)
-            # Concurrently: each first join of a group may wait out a rebalance delay.
-            subscriptions = list(self._subscriptions.values())
-            results = await asyncio.gather(*(self._start_consumer(s) for s in subscriptions),
-                                           return_exceptions=True)
-            consumers = [c for c in results if isinstance(c, AIOKafkaConsumer)]
-            if len(consumers) < len(results):
-                for consumer in consumers:
-                    with contextlib.suppress(Exception):
-                        await consumer.stop()
-                raise next(r for r in results if isinstance(r, BaseException))
-            self._tasks = [
-                asyncio.create_task(self._consume(s, c), name=f"events:{s.consumer}")
-                for s, c in zip(subscriptions, consumers, strict=True)]
         except BaseException:
-            await self.stop()
+            with contextlib.suppress(Exception):
+                await producer.stop()
             raise
+        self._producer = producer
+        self._started = True
+        self._stopping.clear()
+        self._tasks = [asyncio.create_task(self._run_consumer(s), name=f"events:{s.consumer}")
+                       for s in self._subscriptions.values()]
         log.info("kafka event bus started", extra={
             "consumers": list(self._subscriptions), "bootstrap_servers": self._servers})
 
@@ -138,6 +150,15 @@ class KafkaEventBus:
             raise ConnectionError("the Kafka producer is not running")
         await producer.client.fetch_all_metadata()
 
+    async def consumer_check(self, consumer: str) -> None:
+        """Readiness of one consumer: raises ConsumerNotJoined until it is in its group."""
+        if consumer not in self._joined:
+            reason = self._join_errors.get(consumer, "joining")
+            raise ConsumerNotJoined(f"{consumer}: {reason}")
+
+    def joined(self, consumer: str) -> bool:
+        return consumer in self._joined
+
     async def stop(self) -> None:
         self._stopping.set()
         tasks, self._tasks = self._tasks, []
@@ -152,6 +173,8 @@ class KafkaEventBus:
         producer, self._producer = self._producer, None
         if producer is not None:
             await producer.stop()
+        self._joined.clear()
+        self._join_errors.clear()
 
     async def _start_consumer(self, subscription: _Subscription) -> AIOKafkaConsumer:
         consumer = AIOKafkaConsumer(
@@ -165,6 +188,41 @@ class KafkaEventBus:
                 await consumer.stop()
             raise
         return consumer
+
+    async def _run_consumer(self, subscription: _Subscription) -> None:
+        """Join the group (retrying with backoff until it works or the bus stops), then
+        consume until the bus stops."""
+        name = subscription.consumer
+        first, longest = self._join_backoff
+        failures = 0
+        while True:
+            try:
+                consumer = await until_stopped(self._start_consumer(subscription),
+                                               self._stopping)
+            except Stopped:
+                return
+            except Exception as exc:
+                failures += 1
+                delay = min(longest, first * 2 ** (failures - 1))
+                self._join_errors[name] = f"{type(exc).__name__}: {exc}"[:300]
+                log.warning("kafka consumer could not join its group; retrying", extra={
+                    "consumer": name, "group": GROUP_PREFIX + name, "attempt": failures,
+                    "error": self._join_errors[name], "retry_in": delay})
+                try:
+                    await until_stopped(asyncio.sleep(delay), self._stopping)
+                except Stopped:
+                    return
+                continue
+            break
+        self._joined.add(name)
+        self._join_errors.pop(name, None)
+        if failures:
+            log.info("kafka consumer joined its group", extra={
+                "consumer": name, "group": GROUP_PREFIX + name, "attempts": failures + 1})
+        try:
+            await self._consume(subscription, consumer)
+        finally:
+            self._joined.discard(name)
 
     async def _consume(self, subscription: _Subscription, consumer: AIOKafkaConsumer) -> None:
         failures = 0

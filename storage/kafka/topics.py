@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Sequence
 
@@ -20,7 +21,12 @@ async def ensure_topics(bootstrap_servers: str, topics: Sequence[str], *, partit
     either) gets a warning: it creates topics on first use, with its own partition count.
     """
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id=client_id)
-    await admin.start()
+    try:
+        await admin.start()
+    except BaseException:  # no broker answered: leave nothing behind (the caller may retry)
+        with contextlib.suppress(Exception):
+            await admin.close()
+        raise
     try:
         existing = set(await admin.list_topics())
         missing = [t for t in topics if t not in existing]

@@ -4,6 +4,12 @@ Leadership is a session advisory lock on one connection taken from the pool and 
 long as this node leads: Postgres releases the lock when that connection ends, so a node that
 dies hands over to the next one that tries. The same connection LISTENs on the outbox channel
 (storage.postgres.outbox NOTIFYs it on commit) and runs the relay's queries.
+
+When that connection dies (Postgres restarted, the backend was terminated), asyncpg hands it
+back to the pool by itself, before our termination listener runs: from then on every method
+of the pool's proxy raises InterfaceError ("connection has been released back to the pool").
+So liveness is never asked of a proxy that may have been released (`_alive`), and a lost
+connection surfaces as LeadershipLost.
 """
 
 from __future__ import annotations
@@ -69,7 +75,7 @@ class PostgresOutboxStore:
 
     async def try_lead(self) -> bool:
         if self._conn is not None:
-            if not self._conn.is_closed():
+            if _alive(self._conn):
                 return True
             await self.resign()
         conn = await self._pool.acquire(timeout=_ACQUIRE_TIMEOUT)
@@ -93,11 +99,16 @@ class PostgresOutboxStore:
         if conn is None:
             return
         self._wake.set()  # a waiter must not sleep on a connection that is gone
-        with contextlib.suppress(Exception):  # it may be dead already; release copes with that
+        if not _alive(conn):
+            # Dead: the lock and the LISTEN died with its session, and asyncpg hands (or has
+            # handed) it back to the pool; release() accepts both.
+            with contextlib.suppress(Exception):
+                await self._pool.release(conn)
+            return
+        with contextlib.suppress(Exception):  # it may die meanwhile; release copes with that
             conn.remove_termination_listener(self._terminated)
-            if not conn.is_closed():
-                await conn.remove_listener(OUTBOX_CHANNEL, self._notified)
-                await conn.execute("SELECT pg_advisory_unlock($1)", self._lock_key)
+            await conn.remove_listener(OUTBOX_CHANNEL, self._notified)
+            await conn.execute("SELECT pg_advisory_unlock($1)", self._lock_key)
         # Releasing also resets the session (UNLISTEN *, pg_advisory_unlock_all()).
         await self._pool.release(conn)
 
@@ -107,7 +118,7 @@ class PostgresOutboxStore:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout)
         self._wake.clear()
-        if conn.is_closed() or self._conn is not conn:
+        if self._conn is not conn or not _alive(conn):
             raise LeadershipLost("the relay's connection closed")
 
     async def pending(self, limit: int) -> list[tuple[int, EventEnvelope]]:
@@ -130,7 +141,7 @@ class PostgresOutboxStore:
         return _count(outbox) + _count(processed)
 
     def _leader(self) -> PoolConnectionProxy:
-        if self._conn is None or self._conn.is_closed():
+        if self._conn is None or not _alive(self._conn):
             raise LeadershipLost("not leading")
         return self._conn
 
@@ -140,6 +151,15 @@ class PostgresOutboxStore:
     def _terminated(self, *_: object) -> None:
         log.warning("outbox relay connection closed; leadership lost")
         self._wake.set()
+
+
+def _alive(conn: PoolConnectionProxy) -> bool:
+    """Open and still ours. A proxy asyncpg released because its connection died raises
+    InterfaceError on every call, is_closed() included."""
+    try:
+        return not conn.is_closed()
+    except asyncpg.InterfaceError:  # released back to the pool: it is closed
+        return False
 
 
 def _count(status: str) -> int:

@@ -2,8 +2,48 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import asyncpg
 import msgspec
+
+from storage.errors import StorageError
+
+# Seconds to open one connection (asyncpg's default is 60: far too long to keep a request
+# waiting while Postgres is unreachable).
+CONNECT_TIMEOUT = 10.0
+
+
+class DatabaseUnavailable(StorageError):
+    """No connection to Postgres could be opened: it is down, restarting, still starting up,
+    out of connection slots, or unreachable. Retrying later may succeed; `__cause__` is the
+    driver's error."""
+
+
+# Errors of opening a connection that say "not now" rather than "never" (a wrong password or
+# database name is not one of them and propagates as it is).
+_CONNECT_FAILURES = (
+    OSError,  # refused, reset, unreachable, no socket file, DNS
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+    asyncpg.TooManyConnectionsError,
+)
+
+
+async def _connect(*args: Any, **kwargs: Any) -> asyncpg.Connection:
+    kwargs.setdefault("timeout", CONNECT_TIMEOUT)
+    try:
+        return await asyncpg.connect(*args, **kwargs)
+    except _CONNECT_FAILURES as exc:
+        raise DatabaseUnavailable(f"cannot connect to Postgres: {_describe(exc)}") from exc
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
@@ -19,9 +59,12 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
 
 
 async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 20) -> asyncpg.Pool:
-    """Open a pool; every session runs in UTC so timestamps round-trip unchanged."""
+    """Open a pool; every session runs in UTC so timestamps round-trip unchanged.
+
+    A connection that cannot be opened raises DatabaseUnavailable (from create_pool and from
+    every later acquire), so callers can tell "Postgres is down" from any other failure."""
     pool = await asyncpg.create_pool(
-        dsn, min_size=min_size, max_size=max_size, init=_init_connection,
+        dsn, min_size=min_size, max_size=max_size, init=_init_connection, connect=_connect,
         server_settings={"timezone": "UTC", "application_name": "hubbub"},
         command_timeout=30,
     )

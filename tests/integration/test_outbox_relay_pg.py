@@ -9,6 +9,7 @@ over when it stops or its connection dies; the cleanup job and lag figures; dead
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
@@ -24,7 +25,7 @@ from storage.memory.event_bus import InProcessEventBus
 from storage.postgres.dead_letters import PostgresDeadLetters
 from storage.postgres.migrate import migrate_dsn
 from storage.postgres.outbox import append_events
-from storage.postgres.outbox_relay import RELAY_LOCK_KEY, PostgresOutboxStore
+from storage.postgres.outbox_relay import RELAY_LOCK_KEY, LeadershipLost, PostgresOutboxStore
 from storage.postgres.pool import create_pool
 from tests.support.databases import create_database, drop_database
 from tests.support.polling import eventually
@@ -161,6 +162,42 @@ async def test_a_dead_leader_connection_hands_over(pool: asyncpg.Pool, node: Nod
     assert node.relay.leading
 
 
+
+async def test_a_dead_leader_connection_is_lost_leadership_not_a_released_proxy(
+        pool: asyncpg.Pool) -> None:
+    """asyncpg hands a pool connection that died back to the pool before the termination
+    listener runs; the store must not call the released proxy afterwards (issue 9, item 11:
+    "leadership lost" followed by InterfaceError "connection has been released back to the
+    pool")."""
+    store = PostgresOutboxStore(pool)
+    assert await store.try_lead()
+    try:
+        await pool.execute("SELECT pg_terminate_backend($1)", await _lock_holder_pid(pool))
+        with pytest.raises(LeadershipLost):  # woken by the termination, not InterfaceError
+            await store.wait_for_events(DEADLINE)
+        with pytest.raises(LeadershipLost):
+            await store.pending(10)
+        assert await store.try_lead()  # resigns the dead one, leads on a fresh connection
+        assert await store.pending(1) is not None
+    finally:
+        await store.resign()
+    assert await _lock_holders(pool) == 0
+
+
+async def test_the_relay_survives_its_connection_dying_without_misusing_it(
+        pool: asyncpg.Pool, node: Node, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="hubbub.events.relay")
+    await pool.execute("SELECT pg_terminate_backend($1)", await _lock_holder_pid(pool))
+    event = user_event()
+    await commit(pool, event)
+    await received(node, [event])
+    lost = [r for r in caplog.records if "leadership lost" in r.getMessage()]
+    assert lost, "the relay noticed the connection closing"
+    mentions = [r for r in caplog.records
+                if "InterfaceError" in f"{r.getMessage()} {getattr(r, 'error', '')}"
+                or (r.exc_info and isinstance(r.exc_info[1], asyncpg.InterfaceError))]
+    assert not mentions, [(r.getMessage(), getattr(r, "error", None)) for r in mentions]
+
 async def test_backlog_and_cleanup(pool: asyncpg.Pool) -> None:
     store = PostgresOutboxStore(pool)
     assert await store.try_lead()
@@ -234,3 +271,12 @@ async def _lock_holders(pool: asyncpg.Pool) -> int:
 
 async def _true(value: bool) -> bool:
     return value
+
+
+async def _lock_holder_pid(pool: asyncpg.Pool) -> int:
+    pid = await pool.fetchval(
+        "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted"
+        " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+        " AND ((classid::bigint << 32) | objid::bigint) = $1", RELAY_LOCK_KEY)
+    assert pid is not None, "nobody holds the relay lock"
+    return pid

@@ -45,11 +45,40 @@ def _librdkafka() -> ctypes.CDLL | None:
     lib.rd_kafka_mock_cluster_bootstraps.argtypes = [p]
     lib.rd_kafka_mock_group_initial_rebalance_delay_ms.argtypes = [p, ctypes.c_int32]
     lib.rd_kafka_mock_cluster_destroy.argtypes = [p]
+    lib.rd_kafka_mock_push_request_errors_array.argtypes = [
+        p, ctypes.c_int16, ctypes.c_size_t, ctypes.POINTER(ctypes.c_int)]
     return lib
+
+
+# Kafka protocol numbers for fault injection (MockKafka.push_request_errors).
+JOIN_GROUP = 11
+GROUP_AUTHORIZATION_FAILED = 30
+
+
+class MockKafka:
+    """Controls of a running mock cluster (librdkafka's rd_kafka_mock_* C API)."""
+
+    def __init__(self, lib: ctypes.CDLL, cluster: int, bootstrap: str) -> None:
+        self._lib = lib
+        self._cluster = cluster
+        self.bootstrap = bootstrap
+
+    def push_request_errors(self, api_key: int, errors: list[int]) -> None:
+        """The next len(errors) requests of `api_key` (from any client) are answered with
+        these error codes, in order, instead of being served."""
+        codes = (ctypes.c_int * len(errors))(*errors)
+        self._lib.rd_kafka_mock_push_request_errors_array(self._cluster, api_key, len(errors),
+                                                          codes)
 
 
 @contextmanager
 def _native_cluster(lib: ctypes.CDLL, brokers: int) -> Iterator[str]:
+    with _native_mock(lib, brokers) as mock:
+        yield mock.bootstrap
+
+
+@contextmanager
+def _native_mock(lib: ctypes.CDLL, brokers: int) -> Iterator[MockKafka]:
     errstr = ctypes.create_string_buffer(512)
     conf = lib.rd_kafka_conf_new()
     lib.rd_kafka_conf_set(conf, b"log_level", b"3", errstr, len(errstr))
@@ -62,7 +91,7 @@ def _native_cluster(lib: ctypes.CDLL, brokers: int) -> Iterator[str]:
             raise RuntimeError("rd_kafka_mock_cluster_new failed")
         try:
             lib.rd_kafka_mock_group_initial_rebalance_delay_ms(cluster, 0)
-            yield lib.rd_kafka_mock_cluster_bootstraps(cluster).decode()
+            yield MockKafka(lib, cluster, lib.rd_kafka_mock_cluster_bootstraps(cluster).decode())
         finally:
             lib.rd_kafka_mock_cluster_destroy(cluster)
     finally:
@@ -85,6 +114,19 @@ def mock_kafka_cluster(brokers: int = 1) -> Iterator[str]:
     cluster = _native_cluster(lib, brokers) if lib is not None else _client_cluster(brokers)
     with cluster as bootstrap:
         yield bootstrap
+
+
+@contextmanager
+def controlled_mock_kafka_cluster(brokers: int = 1) -> Iterator[MockKafka]:
+    """A mock cluster of its own whose requests a test can fail (needs librdkafka's C API;
+    the test is skipped without it)."""
+    lib = _librdkafka()
+    if lib is None:
+        import pytest
+
+        pytest.skip("librdkafka's mock cluster API is not loadable")
+    with _native_mock(lib, brokers) as mock:
+        yield mock
 
 
 def first_broker(bootstrap: str) -> tuple[str, int]:
