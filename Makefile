@@ -20,19 +20,23 @@ STAMP_RUN := $(VENV)/.stamp-run
 STAMP_TEST := $(VENV)/.stamp-test
 STAMP_LOAD := $(VENV)/.stamp-load
 
-.PHONY: help run test lint fmt migrate bench bench-feed bench-chat bench-cluster docker clean \
-  clean-data redis
+.PHONY: help run test lint fmt migrate bench bench-feed bench-chat bench-cluster bench-scheduler \
+  docker clean \
+  clean-data redis fuzz
 
 help:
 	@echo "make run         serve on 127.0.0.1:8080 (embedded Postgres, data in ./var)"
 	@echo "make test        ruff check, deploy YAML check, then pytest (PYTEST_ARGS=...)"
 	@echo "make lint        ruff check and deploy YAML check"
+	@echo "make fuzz        schemathesis over every API operation of a throwaway server: no 5xx"
 	@echo "make fmt         ruff format and ruff check --fix"
 	@echo "make migrate     apply database migrations (DATABASE_URL, or the embedded one)"
 	@echo "make bench       load test a fresh local server (BENCH_USERS, BENCH_SECONDS)"
 	@echo "make bench-feed  seed a large graph, print feed read latency and fan-out times"
 	@echo "make bench-chat  connect many Socket.IO clients, print chat throughput and latency"
 	@echo "make bench-cluster  the bench-chat load on a 1-node then a 2-node cluster, side by side"
+	@echo "make bench-disconnect  how long the loop stays busy when 4,000 / 20,000 sockets drop at once"
+	@echo "make bench-scheduler  scheduled posts: lateness when idle, and 2,000 due in one second"
 	@echo "make docker      build the container image $(IMAGE)"
 	@echo "make clean       remove .venv (with its install stamps) and caches"
 	@echo "make clean-data  remove ./var (embedded Postgres data, local media, JWT secret)"
@@ -91,6 +95,20 @@ test: lint redis
 	$(BIN)/pytest $(PYTEST_ARGS) </dev/null || { rc=$$?; [ $$rc -eq 5 ] || exit $$rc; \
 	  echo "pytest collected no tests"; }
 
+# Schemathesis against a throwaway server's /openapi.json (its own database and Redis key
+# prefix, removed afterwards), with a token and without: at least 2,000 cases each way, and any
+# 5xx fails. Bounded: two runs of FUZZ_SECONDS, a short third one and start-up. NDJSON reports
+# of every request and response land in var/fuzz/. FUZZ_SEED=<n> replays a run.
+FUZZ_EXAMPLES ?= 40
+FUZZ_SECONDS ?= 150
+FUZZ_SEED ?=
+fuzz: $(STAMP_TEST) redis
+	HUBBUB_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) HUBBUB_FUZZ_SECONDS=$(FUZZ_SECONDS) \
+	  HUBBUB_FUZZ_MIN_CASES=2000 HUBBUB_FUZZ_SEED=$(FUZZ_SEED) \
+	  HUBBUB_FUZZ_REPORTS=$(CURDIR)/var/fuzz \
+	  timeout --kill-after=30 $$(( 2 * $(FUZZ_SECONDS) + 300 )) \
+	  $(BIN)/pytest -p no:cacheprovider -q -s tests/e2e/test_api_fuzz.py </dev/null
+
 bench: $(STAMP_LOAD)
 	$(BIN)/python loadtest/bench.py
 
@@ -103,6 +121,14 @@ bench-chat: $(STAMP_LOAD)
 # Needs Redis on 127.0.0.1:6379 (BENCH_REDIS_URL): both runs are Redis-backed clusters.
 bench-cluster: $(STAMP_LOAD)
 	$(BIN)/python loadtest/bench_cluster.py
+
+# Needs Postgres on 127.0.0.1:5432 and, for BENCH_NODES > 1 (default 3), Redis on :6379.
+bench-scheduler: $(STAMP_LOAD)
+	$(BIN)/python loadtest/bench_scheduler.py
+
+# BENCH_DISCONNECT_SOCKETS (4000,20000): one fresh server per size; minutes at 20,000.
+bench-disconnect: $(STAMP_LOAD)
+	$(BIN)/python loadtest/bench_disconnect.py
 
 # Documented rather than exercised here: needs a Docker engine.
 docker:

@@ -95,6 +95,7 @@ class Activation:
 
     async def _handle(self, envelope: Envelope) -> None:
         reply = envelope.reply
+        self.context.stop_requested = False  # an earlier message's wish does not carry over
         try:
             actor = self.actor or await self._start()
             # Activate only makes sure the actor is live (on_start re-armed its timers).
@@ -115,6 +116,7 @@ class Activation:
                       extra={"actor": f"{self.ref.kind}/{self.ref.key}"})
         self.restarts += 1
         self.system.stats.restarts += 1
+        self.context.stop_requested = False  # the next message starts a fresh instance
         # Drop the instance (its state may be half-updated) and its timers; the next message
         # builds a fresh one whose on_start reloads from storage.
         self.actor = None

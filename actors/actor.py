@@ -28,6 +28,14 @@ class ActorContext:
         self.log = logging.getLogger(f"hubbub.actors.{ref.kind}")
         self._timers: dict[int, Timer] = {}
         self._next_timer = 0
+        self.stop_requested = False  # set by stop_after(); reset before each message
+
+    def stop_after(self) -> None:
+        """Passivate this actor once the current message is handled and its mailbox is
+        empty, without waiting for the idle timeout (unless timers are pending): for an
+        activation that found nothing to hold (no such room, no such call), so that a refused
+        message leaves nothing in memory. Applies to the current message only."""
+        self.stop_requested = True
 
     def schedule(self, delay: float, message: Any) -> int:
         """Tell this actor `message` after `delay` seconds; returns an id for `cancel`.

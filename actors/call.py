@@ -163,6 +163,15 @@ class CallActor(Actor):
 
     async def receive(self, message: Any) -> Any:
         try:
+            return await self._receive(message)
+        finally:
+            if self._call is None:
+                # No such call (a refused invite, a made-up id): nothing worth keeping, so
+                # the refusal leaves no actor behind.
+                self.context.stop_after()
+
+    async def _receive(self, message: Any) -> Any:
+        try:
             return await self._handle(message)
         except CallConflict:
             # Another activation of this call saved first: decide again on the stored state.

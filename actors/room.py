@@ -100,6 +100,7 @@ class RoomActor(Actor):
         self._online_set: set[str] = set()  # members online when last looked up...
         self._online_at: float | None = None  # ...at this clock.monotonic(); None: never
         self._generation = 0
+        self._fresh = False  # loaded by on_start, no message handled since
 
     @property
     def _log(self) -> logging.Logger:
@@ -109,6 +110,7 @@ class RoomActor(Actor):
 
     async def on_start(self) -> None:
         await self._load()
+        self._fresh = True
 
     async def _load(self, removed: Sequence[str] = ()) -> None:
         # A key that is not an id cannot be a room; do not send it to storage.
@@ -128,6 +130,16 @@ class RoomActor(Actor):
     # -- dispatch --------------------------------------------------------------------------
 
     async def receive(self, message: Any) -> Any:
+        try:
+            return await self._dispatch(message)
+        finally:
+            self._fresh = False
+            if self._room is None:
+                # No such room (a made-up id, or deleted): nothing worth keeping, so a
+                # refused join or send leaves no actor behind.
+                self.context.stop_after()
+
+    async def _dispatch(self, message: Any) -> Any:
         match message:
             case TypingExpired():
                 return await self._typing_expired(message)
@@ -150,8 +162,9 @@ class RoomActor(Actor):
         raise TypeError(f"RoomActor cannot handle {type(message).__name__}")
 
     async def _check_member(self, user_id: str) -> None:
-        if self._room is None:
-            # Created since we looked (REST creates rooms without telling us): look again.
+        if self._room is None and not self._fresh:
+            # Created since we looked (REST creates rooms without telling us): look again,
+            # unless on_start just did.
             await self._load()
         if user_id not in self._read:
             raise Rejected(NOT_MEMBER, "You are not a member of this room")
@@ -201,7 +214,8 @@ class RoomActor(Actor):
 
     async def _append_system(self, request: AppendSystemMessage) -> Message:
         if self._room is None:
-            await self._load()
+            if not self._fresh:
+                await self._load()
             if self._room is None:
                 raise Rejected(NOT_MEMBER, "No such room")
         draft = Message(

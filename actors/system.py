@@ -395,6 +395,11 @@ class ActorSystem:
         # Called by the drain task as it ends: only new mail would make it busy.
         if self._closed or not activation.mailbox.empty() or activation.waiting_senders:
             return
+        if activation.context.stop_requested and not activation.context.has_timers:
+            # The actor asked to go (context.stop_after): now, not after the idle timeout.
+            # The drain task ends right after this call, so nothing is in hand.
+            self._drop(activation)
+            return
         activation.idle_timer = self.clock.call_later(
             activation.idle_timeout, lambda: self._passivate(activation))
 
@@ -405,6 +410,11 @@ class ActorSystem:
         if activation.context.has_timers:
             self._went_idle(activation)  # a pending timer keeps it alive; look again later
             return
+        self._drop(activation)
+
+    def _drop(self, activation: Activation) -> None:
+        """Unregister an idle activation and run its on_stop in a task of its own (a new
+        activation of the key waits for that before loading)."""
         slot = (activation.ref.kind, activation.ref.key)
         if self._live.get(slot) is not activation:
             return

@@ -4,10 +4,11 @@ marking notifications read."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 import msgspec
 
+from protocols import fields
 from protocols.base import Inbound, Outbound
 from protocols.users import UserSummary
 
@@ -24,10 +25,7 @@ NotificationKind = Literal[
     "post_failed",
 ]
 
-# `$(?!\n)`: Python's `$` also matches before a trailing newline, which Postgres would refuse.
-_UUID_PATTERN = (r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
-                 r"$(?!\n)")
-NotificationId = Annotated[str, msgspec.Meta(pattern=_UUID_PATTERN)]
+NotificationId = fields.EntityId
 
 
 class Notification(Outbound):

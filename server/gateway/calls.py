@@ -6,13 +6,15 @@ participants of a node that dies can be made to leave."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Iterator
 from typing import Any
 
 import msgspec
 
-from actors.call import CallActor
-from actors.errors import ActorError
+from actors.call import UNAVAILABLE, CallActor
+from actors.errors import ActorError, Rejected
 from protocols.call_messages import (
     AcceptCall,
     HangUp,
@@ -36,11 +38,13 @@ _encoder = msgspec.json.Encoder()
 async def invite(gw: Gateway, conn: Connection, event: CallInvite) -> dict[str, Any]:
     call_id = new_id()
     conn.calls.add(call_id)  # before the ask: a disconnect meanwhile still reaches the call
-    result: StartResult = await gw.system.ref(CallActor, call_id).ask(StartCall(
-        user_id=conn.user_id, session_id=conn.sid, node_id=gw.node_id, media=event.media,
-        room_id=event.room_id.lower() if event.room_id else None,
-        user_ids=[u.lower() for u in event.user_ids] if event.user_ids is not None else None,
-    ), timeout=ASK_TIMEOUT)
+    with _untracked_if_refused(conn, call_id, added=True):
+        result: StartResult = await gw.system.ref(CallActor, call_id).ask(StartCall(
+            user_id=conn.user_id, session_id=conn.sid, node_id=gw.node_id, media=event.media,
+            room_id=event.room_id.lower() if event.room_id else None,
+            user_ids=[u.lower() for u in event.user_ids] if event.user_ids is not None
+            else None,
+        ), timeout=ASK_TIMEOUT)
     return msgspec.to_builtins(CallInviteAck(call_id=result.call_id, busy=result.busy))
 
 
@@ -48,11 +52,26 @@ async def accept(gw: Gateway, conn: Connection, event: CallId) -> dict[str, Any]
     call_id = event.call_id.lower()
     # Tracked before the ask: should the socket close while the accept is in flight, the
     # actor still hears of it (it ignores sessions that are not in the call).
+    added = call_id not in conn.calls
     conn.calls.add(call_id)
-    await gw.system.ref(CallActor, call_id).ask(
-        AcceptCall(user_id=conn.user_id, session_id=conn.sid, node_id=gw.node_id),
-        timeout=ASK_TIMEOUT)
+    with _untracked_if_refused(conn, call_id, added):
+        await gw.system.ref(CallActor, call_id).ask(
+            AcceptCall(user_id=conn.user_id, session_id=conn.sid, node_id=gw.node_id),
+            timeout=ASK_TIMEOUT)
     return acks.ok()
+
+
+@contextlib.contextmanager
+def _untracked_if_refused(conn: Connection, call_id: str, added: bool) -> Iterator[None]:
+    """A refused invite or accept joined nothing: forget the call id it tracked, so that
+    refusals cost this socket no memory and its disconnect no message per refusal. Kept on
+    a timeout or `unavailable` (retryable): the call may have taken the socket in."""
+    try:
+        yield
+    except Rejected as refusal:
+        if added and refusal.code != UNAVAILABLE:
+            conn.calls.discard(call_id)
+        raise
 
 
 async def reject(gw: Gateway, conn: Connection, event: CallId) -> dict[str, Any]:

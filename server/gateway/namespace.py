@@ -37,6 +37,7 @@ from protocols.socket import (
     UnknownEvent,
     decode,
 )
+from server.faults import RETRY_AFTER_SECONDS, unavailable_cause
 from server.gateway import acks, calls, chat, presence, session
 from server.gateway.connections import Connection, Gateway
 from server.gateway.limits import MAX_EVENT_BYTES
@@ -89,7 +90,7 @@ async def dispatch(gw: Gateway, sid: Any, event: Any, args: tuple[Any, ...]) -> 
     wait = conn.bucket.take()
     if wait:
         return acks.error(RATE_LIMITED, "too many events on this connection; slow down",
-                          retry_after=round(wait, 3))
+                          retry_after=max(0.001, round(wait, 3)))
     try:
         size = len(_size_encoder.encode(args))
     except (TypeError, OverflowError, ValueError):
@@ -121,9 +122,17 @@ async def _handle(gw: Gateway, conn: Connection, event: str,
                           retry_after=gone.retry_after)
     except ActorStopped:
         return acks.error(UNAVAILABLE, "the server is shutting down; reconnect")
-    except ActorCrashed:
-        return acks.error(INTERNAL, "internal error")  # the runtime logged the crash
-    except Exception:
+    except Exception as exc:
+        # Postgres (or Redis) down or starting, also behind an actor's crash: retry later.
+        if unavailable_cause(exc) is not None:
+            if not isinstance(exc, ActorCrashed):  # the runtime logged the crash
+                log.warning("service unavailable for %s", event, extra={
+                    "event": event, "user_id": conn.user_id,
+                    "error": f"{type(exc).__name__}: {exc}"})
+            return acks.error(UNAVAILABLE, "a service is temporarily unavailable; retry "
+                              "shortly", retry_after=float(RETRY_AFTER_SECONDS))
+        if isinstance(exc, ActorCrashed):
+            return acks.error(INTERNAL, "internal error")  # the runtime logged the crash
         log.exception("gateway handler for %s failed", event,
                       extra={"event": event, "user_id": conn.user_id})
         return acks.error(INTERNAL, "internal error")

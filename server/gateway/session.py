@@ -1,6 +1,7 @@
-"""Connection lifecycle: JWT on connect, `auth:refresh` on a live connection, and closing a
-connection whose token expires unrefreshed; the session records of this node's sockets, and
-the SessionDirectory that UserActors read every node's records through.
+"""Connection lifecycle: JWT on connect, `auth:refresh` on a live connection, closing a
+connection whose token expires unrefreshed, and closing every socket of a user who signed
+out everywhere (`disconnect_user`); the session records of this node's sockets, and the
+SessionDirectory that UserActors read every node's records through.
 
 A socket is in the session records (server/gateway/ports.py SessionRecords) while this node
 holds it: added before the user's UserActor is told SessionOpened, removed before it is told
@@ -22,6 +23,7 @@ from actors.errors import ActorError
 from actors.user import UserActor
 from protocols.socket import FORBIDDEN, UNAUTHORIZED, AuthRefresh, RefreshAck
 from protocols.user_messages import SessionClosed, SessionOpened
+from server.auth.authenticator import authenticate, still_valid
 from server.gateway import acks, calls
 from server.gateway.broadcaster import user_room
 from server.gateway.connections import Connection, Gateway
@@ -50,9 +52,12 @@ async def connect(gw: Gateway, sid: str, auth: Any) -> None:
     if not isinstance(token, str) or not token or gw.authenticate is None:
         raise _refused(_UNAUTHORIZED)
     try:
-        principal = gw.authenticate(token)
+        principal = await authenticate(gw.authenticate, token)
     except Unauthorized:
         raise _refused(_UNAUTHORIZED) from None
+    except Exception:  # the revocation watermark could not be read (Postgres down)
+        log.warning("refusing a socket: its token could not be checked", exc_info=True)
+        raise _refused(_UNAVAILABLE) from None
     conn = Connection(sid=sid, user_id=principal.user_id, expires_at=principal.expires_at,
                       bucket=TokenBucket(gw.events_per_second, gw.event_burst))
     # Held here before it is recorded, so the directory's zombie check never finds a record
@@ -66,6 +71,20 @@ async def connect(gw: Gateway, sid: str, auth: Any) -> None:
         log.warning("refusing a socket: its session could not be recorded", exc_info=True,
                     extra={"user_id": conn.user_id})
         raise _refused(_UNAVAILABLE) from None
+    # A sign-out everywhere raises the watermark, then lists the user's recorded sockets to
+    # close them: a connect racing it was either listed there or sees the watermark here.
+    # (Listed but not yet fully connected, its close would be ignored: that takes a sign-out
+    # within the next few statements; such a socket can still not auth:refresh, and it is
+    # closed when its token expires.)
+    try:
+        valid = await still_valid(gw.authenticate, principal)
+    except Exception:
+        log.warning("refusing a socket: its token could not be checked", exc_info=True)
+        valid = None
+    if not valid:
+        gw.connections.pop(sid, None)
+        await _unrecord(gw, conn)
+        raise _refused(_UNAUTHORIZED if valid is False else _UNAVAILABLE)
     try:
         await gw.system.ref(UserActor, conn.user_id).tell(
             SessionOpened(session_id=sid, node_id=gw.node_id))
@@ -102,7 +121,7 @@ async def _gone(gw: Gateway, conn: Connection) -> None:
 async def refresh(gw: Gateway, conn: Connection, event: AuthRefresh) -> dict[str, Any]:
     assert gw.authenticate is not None
     try:
-        principal = gw.authenticate(event.token)
+        principal = await authenticate(gw.authenticate, event.token)
     except Unauthorized as exc:
         return acks.error(UNAUTHORIZED, exc.detail or "the token is not valid")
     if principal.user_id != conn.user_id:
@@ -111,6 +130,29 @@ async def refresh(gw: Gateway, conn: Connection, event: AuthRefresh) -> dict[str
     _arm_expiry(gw, conn)
     await _keep_recorded(gw, conn)
     return acks.ok(RefreshAck(expires_at=datetime.fromtimestamp(conn.expires_at, UTC)))
+
+
+async def disconnect_user(gw: Gateway, user_id: str) -> None:
+    """Close every socket of the user, on every node (they signed out everywhere). This
+    node's close here; another node's through the Socket.IO client manager: with REDIS_URL
+    the Redis manager forwards a disconnect of a socket it does not hold to every node, and
+    the one holding it closes it. The user's sockets are those of the session records (all
+    nodes) and, should a record be missing, this node's own."""
+    sids = {sid for sid, conn in gw.connections.items() if conn.user_id == user_id}
+    try:
+        sids.update(await _records(gw).of_user(user_id))
+    except StorageError:
+        log.warning("closing only this node's sockets of a signed-out user: the session "
+                    "records are unavailable", exc_info=True, extra={"user_id": user_id})
+    if sids:
+        log.info("closing %d socket(s) of a user who signed out everywhere", len(sids),
+                 extra={"user_id": user_id})
+    for sid in sids:
+        try:
+            await gw.sio.disconnect(sid)
+        except Exception:  # e.g. Redis down for a remote one: still close the others
+            log.warning("a socket of a signed-out user was not closed", exc_info=True,
+                        extra={"user_id": user_id})
 
 
 def _arm_expiry(gw: Gateway, conn: Connection) -> None:

@@ -23,6 +23,7 @@ from typing import Any
 import aiohttp
 
 from tests.e2e.conftest import e2e_env
+from tests.support import redis_keys
 from tests.support.server import HubbubProcess
 
 READY_DEADLINE = 60.0  # a cold start on a loaded 2-core machine, migrations included
@@ -185,7 +186,8 @@ class HubbubCluster:
 
     async def close(self) -> None:
         """SIGTERM every node still running, one after the other; each must exit 0 unless
-        it was killed (and not restarted)."""
+        it was killed (and not restarted). Then the cluster's Redis keys (its own prefix)
+        are deleted."""
         failures = []
         try:
             for i, node in enumerate(self.nodes):
@@ -204,6 +206,8 @@ class HubbubCluster:
             if self in RUNNING:
                 RUNNING.remove(self)
             self._keep_logs()
+            await asyncio.to_thread(redis_keys.delete_prefix, self.env["REDIS_URL"],
+                                    self.env["REDIS_KEY_PREFIX"])
         assert not failures, failures
 
     def _keep_logs(self) -> None:

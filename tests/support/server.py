@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -14,6 +15,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from tests.support import redis_keys
 from tests.support.polling import wait_until
 from tests.support.services import free_port
 
@@ -38,6 +40,8 @@ class HubbubProcess:
             "PYTHONUNBUFFERED": "1",
             **env,
         }
+        # Its Redis keys are deleted when the test session ends (tests/support/redis_keys.py).
+        redis_keys.remember(self.env.get("REDIS_URL"), env.get("REDIS_KEY_PREFIX"))
         self.ready_timeout = ready_timeout
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -51,6 +55,9 @@ class HubbubProcess:
         grows (it is opened for appending)."""
         if self.process is not None and self.process.poll() is None:
             raise RuntimeError(f"hubbub on {self.base_url} is still running")
+        if not _bindable(self.port):
+            # Taken meanwhile (an ephemeral client socket of a test may land on it): move.
+            self._use_port(free_port())
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "server.cli", "serve"], env=self.env,
@@ -58,6 +65,11 @@ class HubbubProcess:
         )
         log.close()
         return self
+
+    def _use_port(self, port: int) -> None:
+        self.port = port
+        self.base_url = f"http://127.0.0.1:{port}"
+        self.env["PORT"] = str(port)
 
     def wait_ready(self, timeout: float | None = None) -> HubbubProcess:
         """Block until /ready answers 200 (raises when the process exits first)."""
@@ -127,3 +139,12 @@ class HubbubProcess:
                 except json.JSONDecodeError:
                     continue
         return entries
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True

@@ -39,10 +39,23 @@ from tests.unit.calls.test_call_actor import (
 N1, N2 = "node-1", "node-2"
 
 
-def call_system(clock: ManualClock, ports: CallPorts) -> ActorSystem:
+class StaleCallActor(CallActor):
+    """A copy that stays in memory even when it found no call (a CallActor asks to be
+    passivated then): as an activation that loaded just before the call was created, with
+    its next message already on the way."""
+
+    async def receive(self, message: Any) -> Any:
+        try:
+            return await super().receive(message)
+        finally:
+            self.context.stop_requested = False
+
+
+def call_system(clock: ManualClock, ports: CallPorts,
+                kind: type[CallActor] = CallActor) -> ActorSystem:
     system = ActorSystem(clock=clock)
-    system.register(CallActor, lambda key, ctx: CallActor(key, ctx, ports, ring_timeout=RING,
-                                                         max_participants=3))
+    system.register(CallActor, lambda key, ctx: kind(key, ctx, ports, ring_timeout=RING,
+                                                    max_participants=3))
     return system
 
 
@@ -56,7 +69,7 @@ class Cluster(Harness):
     async def stale_copy(self, call_id: str = CALL) -> ActorRef:
         """Another activation of the call, loaded from the store as it is now."""
         assert self.ports is not None
-        system = call_system(self.clock, self.ports)
+        system = call_system(self.clock, self.ports, StaleCallActor)
         self.copies.append(system)
         ref = system.ref(CallActor, call_id)
         await ref.tell(NodeLeft(node_id="no-such-node"))  # activates it; changes nothing

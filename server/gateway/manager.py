@@ -1,0 +1,158 @@
+"""python-socketio client managers whose disconnect costs O(rooms of that socket).
+
+python-socketio keeps `rooms[namespace][room]` (a bidict sid <-> eio_sid per room) and nothing
+the other way round, so `basic_disconnect` and `get_rooms` copy and scan every room of the
+namespace, and its pending connect/disconnect lists are scanned on every `is_connected`. Every
+Hubbub socket is in at least three rooms (its own, its user's, its chat rooms'), so when N
+sockets drop at once the loop does O(N^2) work: minutes at 20,000 sockets.
+
+`IndexedRooms` adds the reverse index `sid -> rooms` (kept in step by `basic_enter_room` and
+`basic_leave_room`, which every join, leave, close and disconnect goes through) and keeps the
+pending sets as dicts. `rooms` itself keeps python-socketio's shape, so emits, participants
+and the admin instrumentation read it as before. It sits below AsyncManager in the method
+resolution order (`class X(AsyncManager, IndexedRooms)`): AsyncManager's coroutines call
+`super().connect(...)` and the `basic_*` methods, which land here.
+
+`LocalManager` is the in-process manager; `RedisManager` the Socket.IO Redis manager used
+with REDIS_URL (its pub/sub part is unchanged).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bidict import ValueDuplicationError, bidict
+from socketio import AsyncManager, AsyncRedisManager
+from socketio.base_manager import BaseManager
+
+Room = Any  # a room name; None is the namespace's room of every connected sid
+
+
+class IndexedRooms(BaseManager):
+    def __init__(self) -> None:
+        super().__init__()
+        # namespace -> sid -> the rooms it is in (dict as an ordered set: join order); None
+        # and the sid's own room included, as in `rooms`.
+        self.rooms_of: dict[str, dict[str, dict[Room, None]]] = {}
+        # namespace -> {sid: None}; python-socketio keeps lists, scanned on every check.
+        self.pending_connect: dict[str, dict[str, None]] = {}  # type: ignore[assignment]
+        self.pending_disconnect: dict[str, dict[str, None]] = {}  # type: ignore[assignment]
+
+    # -- connect and disconnect ---------------------------------------------------------------
+
+    def pre_connect(self, eio_sid: str, namespace: str) -> str | None:
+        sid = self.server.eio.generate_id()
+        try:
+            self.basic_enter_room(sid, namespace, None, eio_sid=eio_sid)
+        except ValueDuplicationError:
+            return None  # this Engine.IO client is connected to the namespace already
+        self.basic_enter_room(sid, namespace, sid, eio_sid=eio_sid)
+        self.pending_connect.setdefault(namespace, {})[sid] = None
+        return sid
+
+    def connect(self, sid: str, namespace: str) -> str | None:
+        if not self.is_pre_connected(sid, namespace):
+            # A complete connection attempt: `sid` is the Engine.IO sid. (AsyncManager.connect
+            # pre-connects first; None: that client is connected already.)
+            sid = IndexedRooms.pre_connect(self, sid, namespace) if sid is not None else None
+            if sid is None:
+                return None
+        _pop(self.pending_connect, namespace, sid)
+        return sid
+
+    def is_pre_connected(self, sid: str, namespace: str) -> bool:
+        if sid not in self.pending_connect.get(namespace, ()):
+            return False
+        return self._eio_sid(sid, namespace) is not None
+
+    def is_connected(self, sid: str, namespace: str) -> bool:
+        if sid in self.pending_connect.get(namespace, ()) or \
+                sid in self.pending_disconnect.get(namespace, ()):
+            return False  # connecting or disconnecting
+        return self._eio_sid(sid, namespace) is not None
+
+    def _eio_sid(self, sid: str, namespace: str) -> str | None:
+        try:
+            return self.rooms[namespace][None].get(sid)  # type: ignore[no-any-return]
+        except KeyError:
+            return None
+
+    def pre_disconnect(self, sid: str, namespace: str) -> str | None:
+        self.pending_disconnect.setdefault(namespace, {})[sid] = None
+        return self.rooms[namespace][None].get(sid)  # type: ignore[no-any-return]
+
+    def basic_disconnect(self, sid: str, namespace: str, **kwargs: Any) -> None:
+        rooms = _pop(self.rooms_of, namespace, sid)
+        for room in rooms or ():
+            self._leave(sid, namespace, room)
+        self.callbacks.pop(sid, None)
+        _pop(self.pending_connect, namespace, sid)
+        _pop(self.pending_disconnect, namespace, sid)
+
+    # -- rooms ----------------------------------------------------------------------------------
+
+    def basic_enter_room(self, sid: str, namespace: str, room: Room,
+                         eio_sid: str | None = None) -> None:
+        if eio_sid is None and namespace not in self.rooms:
+            raise ValueError("sid is not connected to requested namespace")
+        if sid != room and self.is_sid_room(namespace, room):
+            raise ValueError("cannot enter a sid room")
+        rooms = self.rooms.setdefault(namespace, {})
+        if eio_sid is None:
+            eio_sid = rooms[None][sid]
+        members = rooms.get(room)
+        if members is None:
+            members = rooms[room] = bidict()
+        try:
+            members[sid] = eio_sid  # ValueDuplicationError: the eio sid is in there already
+        except ValueDuplicationError:
+            if not members:
+                del rooms[room]
+            raise
+        self.rooms_of.setdefault(namespace, {}).setdefault(sid, {})[room] = None
+
+    def basic_leave_room(self, sid: str, namespace: str, room: Room) -> None:
+        of_sid = self.rooms_of.get(namespace, {}).get(sid)
+        if of_sid is not None and room in of_sid:
+            del of_sid[room]
+            if not of_sid:
+                _pop(self.rooms_of, namespace, sid)
+        self._leave(sid, namespace, room)
+
+    def _leave(self, sid: str, namespace: str, room: Room) -> None:
+        """Take `sid` out of `room` in `rooms` (the index is the caller's business)."""
+        rooms = self.rooms.get(namespace)
+        if rooms is None:
+            return
+        members = rooms.get(room)
+        if members is None or sid not in members:
+            return
+        del members[sid]
+        if not members:
+            del rooms[room]
+            if not rooms:
+                del self.rooms[namespace]
+
+    def get_rooms(self, sid: str, namespace: str) -> list[Room]:
+        return [room for room in self.rooms_of.get(namespace, {}).get(sid, ())
+                if room is not None]
+
+
+def _pop(table: dict[str, dict[str, Any]], namespace: str, sid: str | None) -> Any:
+    """Remove and return table[namespace][sid] (None when absent); the namespace goes once
+    it is empty."""
+    entries = table.get(namespace)
+    if entries is None:
+        return None
+    value = entries.pop(sid, None) if sid is not None else None
+    if not entries:
+        del table[namespace]
+    return value
+
+
+class LocalManager(AsyncManager, IndexedRooms):
+    """python-socketio's in-process manager, with the per-socket room index."""
+
+
+class RedisManager(AsyncRedisManager, IndexedRooms):
+    """python-socketio's Redis manager, with the per-socket room index."""
