@@ -30,7 +30,7 @@ def resolve_jwt_secret(settings: Settings) -> str:
     if existing is not None:
         return existing
     path.parent.mkdir(parents=True, exist_ok=True)
-    _create(path, secrets.token_urlsafe(32))
+    write_private_once(path, secrets.token_urlsafe(32))
     log.info("generated a JWT secret", extra={"path": str(path)})
     secret = _read(path)
     assert secret is not None
@@ -48,7 +48,7 @@ def _read(path: Path) -> str | None:
     return secret
 
 
-def _create(path: Path, secret: str) -> None:
+def write_private_once(path: Path, secret: str) -> None:
     """Write the secret to a private temporary file, then link it into place: the link fails
     if another process got there first, so two processes starting on one DATA_DIR agree."""
     temp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")

@@ -20,7 +20,6 @@ import base64
 import binascii
 import contextlib
 import logging
-import os
 import secrets
 from collections.abc import Sequence
 from pathlib import Path
@@ -28,6 +27,7 @@ from pathlib import Path
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from server.auth.secret import write_private_once
 from server.config import ConfigError, Settings
 
 log = logging.getLogger("hubbub.publishing")
@@ -95,22 +95,6 @@ def resolve_keys(settings: Settings) -> list[bytes]:
     path = Path(settings.data_dir) / KEY_FILE
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-        _create(path, new_key())
+        write_private_once(path, new_key())  # two nodes on one DATA_DIR agree
         log.info("generated a publishing encryption key", extra={"path": str(path)})
     return parse_keys(path.read_text(encoding="utf-8").strip())
-
-
-def _create(path: Path, key: str) -> None:
-    """Private temporary file linked into place: two processes starting on one DATA_DIR
-    agree on the first key written (as server/auth/secret.py does)."""
-    temp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as file:
-            file.write(key + "\n")
-            file.flush()
-            os.fsync(file.fileno())
-        with contextlib.suppress(FileExistsError):
-            os.link(temp, path)
-    finally:
-        temp.unlink(missing_ok=True)
