@@ -150,6 +150,8 @@ class RemoteRouter:
         self.on_undelivered: Callable[[str, str, Any], None] | None = None
         # Called with the seconds each remote ask took (metrics).
         self.on_ask_latency: Callable[[float], None] | None = None
+        # time.monotonic() when another node last sent this node anything (None: never).
+        self.last_heard: float | None = None
 
     def knows(self, message: Any) -> bool:
         return self._registry.knows(message)
@@ -234,6 +236,8 @@ class RemoteRouter:
             self.stats.dropped += 1
             log.warning("dropped an undecodable cluster message (%d bytes)", len(payload))
             return
+        if not isinstance(envelope, ViewChanged) or envelope.sender != self.node_id:
+            self.last_heard = time.monotonic()
         match envelope:
             case RemoteReply():
                 self.stats.received["reply"] += 1

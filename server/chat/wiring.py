@@ -85,6 +85,7 @@ async def chat_ctx(app: web.Application) -> AsyncIterator[None]:
     app[CHAT_SERVICE] = ChatService(PostgresRoomDirectory(pool), store,
                                     ActorRoomMessenger(app[ACTOR_SYSTEM]))
     yield
+    await store.close()
 
 
 def setup_chat(app: web.Application) -> None:

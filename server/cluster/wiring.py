@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator, Coroutine, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,7 +40,8 @@ from server.actors_wiring import ACTOR_SYSTEM, actors_ctx
 from server.calls.wiring import CALL_STORE
 from server.cluster.reaper import NodeReaper
 from server.cluster.rehome import Rehomer
-from server.gateway.setup import GATEWAY
+from server.gateway.manager import RedisManager
+from server.gateway.setup import GATEWAY, SIO
 from server.keys import LIFECYCLE, SETTINGS
 from server.metrics import METRICS
 from storage.redis.client import create_redis
@@ -51,6 +53,9 @@ log = logging.getLogger("hubbub.cluster")
 HANDOVER_TIMEOUT = 10.0
 # Redis connections of the cluster's own pool: the listener, the publisher, heartbeats.
 CLUSTER_CONNECTIONS = 8
+# Seconds without a word from another node before a node alone in its view stops publishing
+# its Socket.IO emits for other nodes.
+QUIET_BEFORE_ALONE = 10.0
 
 
 @dataclass(eq=False)
@@ -131,6 +136,16 @@ class ClusterCollector(Collector):
         yield CounterMetricFamily("hubbub_cluster_remote_undeliverable",
                                   "Sends that found their node not listening",
                                   value=c.router.stats.undeliverable)
+
+
+def _alone(node_id: str, nodes: tuple[str, ...], last_heard: float | None) -> bool:
+    """Whether no other node can hold a socket that an emit of this node must reach: the view
+    holds only this node, and no other node has spoken to it for QUIET_BEFORE_ALONE seconds
+    (a node that just started may not be in this node's view yet, but its sockets' joins and
+    sends reach this node's actors before anything of theirs needs an emit from here)."""
+    if nodes != (node_id,):
+        return False
+    return last_heard is None or time.monotonic() - last_heard > QUIET_BEFORE_ALONE
 
 
 def setup_cluster(app: web.Application) -> Cluster | None:
@@ -218,6 +233,9 @@ def setup_cluster(app: web.Application) -> Cluster | None:
         membership.listeners.dead.append(dead)
         membership.listeners.rejoined.append(rehomer.rejoined)
         gateway.live_nodes = lambda: placement.view.nodes
+        manager = app[SIO].manager
+        if isinstance(manager, RedisManager):
+            manager.alone = lambda: _alone(node_id, placement.view.nodes, router.last_heard)
         view = await membership.join()
         router.announce_view(view.version)
         log.info("joined the cluster", extra={"version": view.version,

@@ -26,6 +26,7 @@ import socketio
 from socketio import packet
 
 from server.gateway.connections import Connection
+from server.gateway.direct import DirectEngineIO
 from server.gateway.limits import TokenBucket
 
 log = logging.getLogger("hubbub.gateway")
@@ -85,6 +86,10 @@ class GatewayServer(socketio.AsyncServer):
         super().__init__(*args, **kwargs)
         self.frame_guard = FrameGuard(lambda eio_sid: None)  # the gateway sets its own
         self._closing: set[asyncio.Task[Any]] = set()
+
+    def _engineio_server_class(self) -> type[DirectEngineIO]:
+        # Packets to websocket sockets are written to their transport directly.
+        return DirectEngineIO
 
     async def _handle_eio_message(self, eio_sid: str, data: Any) -> None:
         try:

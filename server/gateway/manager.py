@@ -13,17 +13,27 @@ and the admin instrumentation read it as before. It sits below AsyncManager in t
 resolution order (`class X(AsyncManager, IndexedRooms)`): AsyncManager's coroutines call
 `super().connect(...)` and the `basic_*` methods, which land here.
 
+`FastEmit` replaces python-socketio's local delivery of an emit (a task per recipient, each
+through Engine.IO's per-socket queue): the packet is encoded once, framed once, and written
+to each recipient's websocket directly (server/gateway/direct.py).
+
 `LocalManager` is the in-process manager; `RedisManager` the Socket.IO Redis manager used
-with REDIS_URL (its pub/sub part is unchanged).
+with REDIS_URL. The Redis manager publishes every emit for the other nodes (python-socketio
+pickles it; each node delivers it to its own sockets); a node that knows it is alone in the
+cluster (`alone`, set by the cluster wiring) publishes nothing.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
+import msgspec
 from bidict import ValueDuplicationError, bidict
 from socketio import AsyncManager, AsyncRedisManager
 from socketio.base_manager import BaseManager
+
+from server.gateway.direct import message_frame
 
 Room = Any  # a room name; None is the namespace's room of every connected sid
 
@@ -150,9 +160,60 @@ def _pop(table: dict[str, dict[str, Any]], namespace: str, sid: str | None) -> A
     return value
 
 
-class LocalManager(AsyncManager, IndexedRooms):
+_encode = msgspec.json.Encoder().encode
+
+
+class FastEmit(AsyncManager):
+    """AsyncManager whose delivery to this node's sockets encodes and frames a packet once.
+
+    Emits with a callback (a distinct ack id per recipient) and binary payloads take
+    python-socketio's own path."""
+
+    async def emit(self, event: str, data: Any, namespace: str, room: Room = None,
+                   skip_sid: Any = None, callback: Any = None, to: Room = None,
+                   **kwargs: Any) -> None:
+        room = to or room
+        links = getattr(self.server.eio, "links", None)
+        if callback is not None or links is None or namespace not in self.rooms:
+            return await super().emit(event, data, namespace, room=room, skip_sid=skip_sid,
+                                      callback=callback, **kwargs)
+        args = list(data) if isinstance(data, tuple) else [] if data is None else [data]
+        try:
+            body = _encode([event, *args]).decode()
+        except TypeError:  # bytes inside: a binary packet
+            return await super().emit(event, data, namespace, room=room, skip_sid=skip_sid,
+                                      callback=callback, **kwargs)
+        # "2": a Socket.IO EVENT; a namespace other than "/" is written before the data.
+        packet = "2" + body if namespace == "/" else f"2{namespace},{body}"
+        skip = skip_sid if isinstance(skip_sid, list) else (skip_sid,)
+        eio = self.server.eio
+        frame = message_frame(packet)
+        for sid, eio_sid in self.get_participants(namespace, room):
+            if sid in skip:
+                continue
+            if not links.write(eio_sid, frame):
+                await eio.queue_message(eio_sid, packet)
+        return None
+
+
+class LocalManager(FastEmit, IndexedRooms):
     """python-socketio's in-process manager, with the per-socket room index."""
 
 
-class RedisManager(AsyncRedisManager, IndexedRooms):
+class RedisManager(AsyncRedisManager, FastEmit, IndexedRooms):
     """python-socketio's Redis manager, with the per-socket room index."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Set by the cluster wiring: True while this node is the only live node, so that
+        # nobody else needs its emits.
+        self.alone: Callable[[], bool] = lambda: False
+
+    async def emit(self, event: str, data: Any, namespace: str | None = None,
+                   room: Room = None, skip_sid: Any = None, callback: Any = None,
+                   to: Room = None, **kwargs: Any) -> None:
+        if callback is None and self.alone():
+            return await FastEmit.emit(self, event, data, namespace or "/", room=to or room,
+                                       skip_sid=skip_sid)
+        return await super().emit(event, data, namespace=namespace, room=room,
+                                  skip_sid=skip_sid, callback=callback, to=to, **kwargs)

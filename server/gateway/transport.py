@@ -43,10 +43,18 @@ class OpenWebSockets:
                 await self._sock.prepare(request)
                 self.environ = environ
                 registry.add(self._sock)
+                # The Engine.IO socket this websocket serves: its packets may now be written
+                # to the connection directly (server/gateway/direct.py).
+                socket = getattr(self.handler, "__self__", None)
+                links = getattr(self.server, "links", None)
+                if socket is not None and links is not None:
+                    links.add(socket.sid, socket, request.transport, request.protocol)
                 try:
                     await self.handler(self)
                 finally:
                     registry.discard(self._sock)
+                    if socket is not None and links is not None:
+                        links.discard(socket.sid)
                 return self._sock
 
         return TrackedWebSocket

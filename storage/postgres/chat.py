@@ -1,9 +1,10 @@
 """Postgres adapters of the RoomActor's ports (actors/ports.py): RoomStore (messages, seq,
 read positions) and MessageNotifier (`message` notifications for offline members).
 
-An append is one statement (data-modifying CTEs, so one round trip and one implicit
-transaction): insert the message, move rooms.last_seq / last_activity_at and the sender's
-read position. UNIQUE (room_id, seq) is the fence against a second activation of the room;
+Appends go through the node's MessageBatcher (storage/postgres/message_batches.py): one
+statement per batch of messages (group commit) inserts them, moves rooms.last_seq /
+last_activity_at and the senders' read positions, and writes their `message.sent` events.
+UNIQUE (room_id, seq) is the fence against a second activation of the room;
 UNIQUE (room_id, sender_id, client_id) makes resends find the first message.
 """
 
@@ -15,10 +16,9 @@ from typing import Any
 import asyncpg
 
 from protocols.chat import Message
-from protocols.events import MessageSent, envelope
 from protocols.ids import new_id
-from protocols.room_messages import RoomMember, RoomState, SeqTaken
-from storage.postgres.outbox import append_events
+from protocols.room_messages import RoomMember, RoomState
+from storage.postgres.message_batches import MessageBatcher
 
 MESSAGE_COLUMNS = "id, room_id, seq, sender_id, text, client_id, created_at, kind"
 # Characters of the message text a `message` notification carries as a preview.
@@ -32,23 +32,6 @@ FROM rooms WHERE id = $1
 _LOAD_MEMBERS = """
 SELECT user_id, role, last_read_seq FROM room_members WHERE room_id = $1
 ORDER BY joined_at, user_id
-"""
-_APPEND = """
-WITH msg AS (
-    INSERT INTO messages (id, room_id, seq, sender_id, client_id, text, kind, created_at)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-    ON CONFLICT ON CONSTRAINT messages_client_key DO NOTHING
-    RETURNING room_id, seq, sender_id, created_at
-), room AS (
-    UPDATE rooms r SET last_seq = msg.seq,
-                       last_activity_at = GREATEST(r.last_activity_at, msg.created_at)
-    FROM msg WHERE r.id = msg.room_id AND r.last_seq < msg.seq
-), reader AS (
-    UPDATE room_members rm SET last_read_seq = msg.seq
-    FROM msg WHERE rm.room_id = msg.room_id AND rm.user_id = msg.sender_id
-               AND rm.last_read_seq < msg.seq
-)
-SELECT count(*) FROM msg
 """
 _BY_CLIENT_ID = f"""
 SELECT {MESSAGE_COLUMNS} FROM messages
@@ -95,8 +78,9 @@ def message_from_row(row: Mapping[str, Any], prefix: str = "") -> Message:
 
 
 class PostgresRoomStore:
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, batches: MessageBatcher | None = None) -> None:
         self._pool = pool
+        self._batches = batches or MessageBatcher(pool)
 
     async def load(self, room_id: str) -> RoomState | None:
         async with self._pool.acquire() as conn, conn.transaction(readonly=True,
@@ -114,27 +98,16 @@ class PostgresRoomStore:
         )
 
     async def append(self, message: Message) -> Message:
-        try:
-            async with self._pool.acquire() as conn, conn.transaction():
-                inserted = await conn.fetchval(
-                    _APPEND, message.id, message.room_id, message.seq, message.sender_id,
-                    message.client_id, message.text, message.kind, message.created_at)
-                if inserted:  # the contract's message.sent, committed with the message
-                    sent = MessageSent(message_id=message.id, room_id=message.room_id,
-                                       seq=message.seq, sender_id=message.sender_id,
-                                       created_at=message.created_at)
-                    await append_events(conn, envelope(sent, actor_id=message.sender_id,
-                                                       occurred_at=message.created_at))
-        except asyncpg.UniqueViolationError as exc:
-            if exc.constraint_name == "messages_room_seq_key":
-                raise SeqTaken(message.room_id, message.seq) from exc
-            raise
-        if inserted:
+        if await self._batches.append(message):
             return message
         first = await self._pool.fetchrow(_BY_CLIENT_ID, message.room_id, message.sender_id,
                                           message.client_id)
         assert first is not None, "a client_id conflict implies the first message exists"
         return message_from_row(first)
+
+    async def close(self) -> None:
+        """Let the messages queued for a commit be written (shutdown)."""
+        await self._batches.close()
 
     async def after(self, room_id: str, after_seq: int, limit: int) -> list[Message]:
         rows = await self._pool.fetch(_AFTER, room_id, after_seq, limit)

@@ -1,0 +1,167 @@
+"""Group commit for chat messages: one statement, one round trip and one commit for every
+message appended on this node while the previous batch was being written.
+
+A RoomActor awaits its message's batch before it acknowledges, pushes or caches the message,
+so "acked" still means "committed"; only the commit is shared. Rooms are independent in a
+batch: the statement inserts each message (UNIQUE (room_id, sender_id, client_id) turns a
+resend into "not inserted"), moves each room's last_seq and each sender's read position to
+their highest seq, and writes each inserted message's `message.sent` event to the outbox,
+all in the one implicit transaction of the statement.
+
+When a batch fails because a seq was taken (UNIQUE (room_id, seq): a second activation of a
+room during a cluster view change), no message of it was stored; each is then written alone,
+so only the message whose seq was taken fails (SeqTaken) and the others are stored. Any other
+failure fails every message of the batch: none is acked, each caller sees the error.
+
+There is no timer: a batch is whatever queued up during the previous round trip, so a quiet
+node writes each message at once and a busy one writes many per commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+
+import asyncpg
+import msgspec
+
+from protocols.chat import Message
+from protocols.events import MessageSent, envelope
+from protocols.room_messages import SeqTaken
+from storage.postgres.outbox import OUTBOX_CHANNEL
+
+log = logging.getLogger("hubbub.storage.chat")
+
+MAX_BATCH = 500  # messages per statement; more wait for the next round trip
+_SEQ_KEY = "messages_room_seq_key"
+
+# $1..$8: the messages, column by column; $9..$11: their `message.sent` envelopes (event id,
+# key, JSON); $12, $13: the event's topic and type. The final SELECT reads `wake` so that its
+# pg_notify runs (a SELECT-only CTE runs only when referenced), once per batch that stored
+# anything; NOTIFY is delivered on commit.
+_APPEND_BATCH = f"""
+WITH input AS (
+    SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::bigint[], $4::uuid[], $5::text[],
+                         $6::text[], $7::text[], $8::timestamptz[], $9::uuid[], $10::text[],
+                         $11::text[])
+        AS t (id, room_id, seq, sender_id, client_id, text, kind, created_at,
+              event_id, event_key, event)
+), msg AS (
+    INSERT INTO messages (id, room_id, seq, sender_id, client_id, text, kind, created_at)
+    SELECT id, room_id, seq, sender_id, client_id, text, kind, created_at FROM input
+    ON CONFLICT ON CONSTRAINT messages_client_key DO NOTHING
+    RETURNING id, room_id, seq, sender_id, created_at
+), room AS (
+    UPDATE rooms r SET last_seq = m.seq,
+                       last_activity_at = GREATEST(r.last_activity_at, m.created_at)
+    FROM (SELECT room_id, max(seq) AS seq, max(created_at) AS created_at
+          FROM msg GROUP BY room_id) m
+    WHERE r.id = m.room_id AND r.last_seq < m.seq
+), reader AS (
+    UPDATE room_members rm SET last_read_seq = m.seq
+    FROM (SELECT room_id, sender_id, max(seq) AS seq FROM msg GROUP BY room_id, sender_id) m
+    WHERE rm.room_id = m.room_id AND rm.user_id = m.sender_id AND rm.last_read_seq < m.seq
+), events AS (
+    INSERT INTO outbox (event_id, topic, key, type, envelope)
+    SELECT i.event_id, $12, i.event_key, $13, i.event::jsonb
+    FROM input i JOIN msg USING (id)
+), wake AS (
+    SELECT pg_notify('{OUTBOX_CHANNEL}', '') FROM (SELECT 1 FROM msg LIMIT 1) stored
+)
+SELECT id FROM msg WHERE (SELECT count(*) FROM wake) >= 0
+"""
+_encode = msgspec.json.Encoder().encode
+
+
+@dataclass(slots=True)
+class _Pending:
+    message: Message
+    done: asyncio.Future[bool] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future())
+
+
+class MessageBatcher:
+    """Appends messages in shared commits. `append` answers True when the message was stored,
+    False when its (room, sender, client_id) was stored before (a resend)."""
+
+    def __init__(self, pool: asyncpg.Pool, *, max_batch: int = MAX_BATCH) -> None:
+        if max_batch < 1:
+            raise ValueError("max_batch must be positive")
+        self._pool = pool
+        self._max_batch = max_batch
+        self._queue: list[_Pending] = []
+        self._writer: asyncio.Task[None] | None = None
+        self.batches = 0  # statements written (metrics, tests)
+        self.messages = 0  # messages they carried
+
+    async def append(self, message: Message) -> bool:
+        pending = _Pending(message)
+        self._queue.append(pending)
+        if self._writer is None:
+            self._writer = asyncio.get_running_loop().create_task(
+                self._drain(), name="chat:group-commit")
+        return await pending.done
+
+    async def close(self) -> None:
+        """Wait for what is queued to be written (shutdown)."""
+        if self._writer is not None:
+            await asyncio.shield(self._writer)
+
+    async def _drain(self) -> None:
+        try:
+            while self._queue:
+                batch = self._queue[:self._max_batch]
+                del self._queue[:self._max_batch]
+                await self._write_batch(batch)
+        finally:
+            self._writer = None
+
+    async def _write_batch(self, batch: list[_Pending]) -> None:
+        try:
+            stored = await self._write([p.message for p in batch])
+        except asyncpg.UniqueViolationError as exc:
+            if exc.constraint_name != _SEQ_KEY or len(batch) == 1:
+                _fail(batch, SeqTaken(batch[0].message.room_id, batch[0].message.seq)
+                      if exc.constraint_name == _SEQ_KEY else exc)
+                return
+            # Nothing of the batch was stored: write each alone, so that only the messages
+            # whose seq was taken fail.
+            for pending in batch:
+                await self._write_batch([pending])
+            return
+        except BaseException as exc:
+            _fail(batch, exc)
+            if not isinstance(exc, Exception):
+                raise
+            return
+        self.batches += 1
+        self.messages += len(batch)
+        for pending in batch:
+            if not pending.done.done():
+                pending.done.set_result(pending.message.id in stored)
+
+    async def _write(self, messages: list[Message]) -> set[str]:
+        events = [envelope(MessageSent(
+            message_id=m.id, room_id=m.room_id, seq=m.seq, sender_id=m.sender_id,
+            created_at=m.created_at), actor_id=m.sender_id, occurred_at=m.created_at)
+            for m in messages]
+        rows = await self._pool.fetch(
+            _APPEND_BATCH,
+            [m.id for m in messages], [m.room_id for m in messages],
+            [m.seq for m in messages], [m.sender_id for m in messages],
+            [m.client_id for m in messages], [m.text for m in messages],
+            [m.kind for m in messages], [m.created_at for m in messages],
+            [e.id for e in events], [e.key for e in events],
+            [_encode(e).decode() for e in events],
+            MessageSent.TOPIC, MessageSent.TYPE)
+        return {str(r["id"]) for r in rows}
+
+
+def _fail(batch: list[_Pending], exc: BaseException) -> None:
+    for pending in batch:
+        if not pending.done.done():
+            if isinstance(exc, Exception):
+                pending.done.set_exception(exc)
+            else:
+                pending.done.cancel()

@@ -1,0 +1,178 @@
+"""Group commit of chat messages (storage/postgres/message_batches.py) against a real
+Postgres, alone and under RoomActors: acked means committed, seqs stay 1..n per room under
+concurrent senders, a failed batch acks none of its messages wrongly, resends stay
+idempotent inside a batch."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+import pytest_asyncio
+
+from actors.actor import ActorContext
+from actors.clock import ManualClock
+from actors.room import RoomActor, RoomPorts
+from actors.system import ActorSystem
+from protocols.chat import Message
+from protocols.ids import new_id
+from protocols.room_messages import SendMessage, SeqTaken
+from storage.memory.chat_history import MemoryChatHistory
+from storage.postgres.chat import PostgresRoomStore
+from storage.postgres.chat_rooms import PostgresRoomDirectory
+from storage.postgres.message_batches import MessageBatcher
+from tests.integration.test_pg_chat import add_users, draft
+from tests.unit.chat.fakes import (
+    FakePresence,
+    RecordingBroadcaster,
+    RecordingNotifier,
+    RecordingRoomSockets,
+)
+
+pytestmark = pytest.mark.integration
+
+
+async def new_room(pool: asyncpg.Pool, members: list[str]) -> str:
+    room = await PostgresRoomDirectory(pool).create_group(new_id(), members[0], members[1:],
+                                                          None)
+    return room.id
+
+
+async def stored(pool: asyncpg.Pool, room_id: str) -> list[tuple[int, str]]:
+    rows = await pool.fetch("SELECT seq, client_id FROM messages WHERE room_id = $1 "
+                            "ORDER BY seq", room_id)
+    return [(r["seq"], r["client_id"]) for r in rows]
+
+
+async def outbox_count(pool: asyncpg.Pool, message_ids: list[str]) -> int:
+    return await pool.fetchval(
+        "SELECT count(*) FROM outbox WHERE type = 'message.sent' "
+        "AND envelope -> 'data' ->> 'message_id' = ANY($1::text[])", message_ids)
+
+
+async def test_messages_appended_together_share_one_commit(db_pool: asyncpg.Pool) -> None:
+    users = await add_users(db_pool, 3)
+    rooms = [await new_room(db_pool, users) for _ in range(4)]
+    batcher = MessageBatcher(db_pool)
+    messages = [draft(room, 1, users[i % 3]) for i, room in enumerate(rooms)]
+
+    results = await asyncio.gather(*(batcher.append(m) for m in messages))
+
+    assert results == [True] * 4
+    assert (batcher.batches, batcher.messages) == (1, 4)
+    for room, message in zip(rooms, messages, strict=True):
+        # Committed by the time append answered: visible on another connection.
+        assert await stored(db_pool, room) == [(1, message.client_id)]
+        assert await db_pool.fetchval("SELECT last_seq FROM rooms WHERE id = $1", room) == 1
+    assert await outbox_count(db_pool, [m.id for m in messages]) == 4
+    sender_read = await db_pool.fetchval(
+        "SELECT last_read_seq FROM room_members WHERE room_id = $1 AND user_id = $2",
+        rooms[0], users[0])
+    assert sender_read == 1
+
+
+async def test_a_taken_seq_fails_only_its_own_message(db_pool: asyncpg.Pool) -> None:
+    users = await add_users(db_pool, 2)
+    contested, other = await new_room(db_pool, users), await new_room(db_pool, users)
+    batcher = MessageBatcher(db_pool)
+    assert await batcher.append(draft(contested, 1, users[0], "first")) is True
+    # Another activation of `contested` also thinks seq 1 is next.
+    loser, bystander = draft(contested, 1, users[1], "second"), draft(other, 1, users[1])
+
+    results = await asyncio.gather(batcher.append(loser), batcher.append(bystander),
+                                   return_exceptions=True)
+
+    assert isinstance(results[0], SeqTaken)
+    assert results[1] is True
+    assert await stored(db_pool, contested) == [(1, "first")]
+    assert await stored(db_pool, other) == [(1, bystander.client_id)]
+    assert await outbox_count(db_pool, [loser.id]) == 0
+    assert await outbox_count(db_pool, [bystander.id]) == 1
+
+
+async def test_a_failed_batch_stores_and_acks_none_of_its_messages(
+        db_pool: asyncpg.Pool) -> None:
+    users = await add_users(db_pool, 2)
+    room = await new_room(db_pool, users)
+    batcher = MessageBatcher(db_pool)
+    good = draft(room, 1, users[0])
+    doomed = draft(new_id(), 1, users[0])  # no such room: the foreign key refuses the batch
+
+    results = await asyncio.gather(batcher.append(good), batcher.append(doomed),
+                                   return_exceptions=True)
+
+    assert all(isinstance(r, asyncpg.ForeignKeyViolationError) for r in results)
+    assert await stored(db_pool, room) == []
+    assert await outbox_count(db_pool, [good.id]) == 0
+    # The batcher carries on: the next message is written.
+    assert await batcher.append(good) is True
+    assert await stored(db_pool, room) == [(1, good.client_id)]
+
+
+async def test_resends_inside_a_batch_store_one_message(db_pool: asyncpg.Pool) -> None:
+    users = await add_users(db_pool, 2)
+    room, other = await new_room(db_pool, users), await new_room(db_pool, users)
+    store = PostgresRoomStore(db_pool)
+    earlier = await store.append(draft(room, 1, users[0], "already"))
+    first, again = draft(other, 1, users[1], "twice"), draft(other, 2, users[1], "twice")
+    resend = draft(room, 2, users[0], "already")  # of a message committed earlier
+
+    results = await asyncio.gather(store.append(first), store.append(again),
+                                   store.append(resend))
+
+    assert results[0].id == first.id
+    assert results[1].id == first.id and results[1].seq == 1  # the first, not a new one
+    assert results[2].id == earlier.id and results[2].seq == 1
+    assert await stored(db_pool, other) == [(1, "twice")]
+    assert await stored(db_pool, room) == [(1, "already")]
+    assert await outbox_count(db_pool, [again.id, resend.id]) == 0
+
+
+@pytest_asyncio.fixture
+async def room_system(db_pool: asyncpg.Pool) -> AsyncIterator[tuple[ActorSystem,
+                                                                   MessageBatcher]]:
+    batcher = MessageBatcher(db_pool)
+    store = PostgresRoomStore(db_pool, batcher)
+    system = ActorSystem(clock=ManualClock())
+
+    def factory(key: str, context: ActorContext) -> RoomActor:
+        return RoomActor(key, context, RoomPorts(
+            store=store, history=MemoryChatHistory(), broadcaster=RecordingBroadcaster(),
+            presence=FakePresence(), notifier=RecordingNotifier(),
+            sockets=RecordingRoomSockets()))
+
+    system.register(RoomActor, factory)
+    yield system, batcher
+    await system.stop()
+
+
+async def test_concurrent_senders_on_several_rooms_keep_each_room_gapless(
+        db_pool: asyncpg.Pool, room_system: tuple[ActorSystem, MessageBatcher]) -> None:
+    system, batcher = room_system
+    users = await add_users(db_pool, 5)
+    rooms = [await new_room(db_pool, users) for _ in range(8)]
+    per_sender = 6
+
+    async def sender(room_id: str, user: str) -> list[Message]:
+        ref = system.ref(RoomActor, room_id)
+        return [await ref.ask(SendMessage(user_id=user, client_id=f"{user}-{i}",
+                                          text=f"{i}"), timeout=10)
+                for i in range(per_sender)]
+
+    acked = await asyncio.gather(*(sender(r, u) for r in rooms for u in users))
+
+    total = len(rooms) * len(users) * per_sender
+    assert batcher.messages == total
+    assert batcher.batches < total  # messages of different rooms shared commits
+    for room in rooms:
+        rows = await stored(db_pool, room)
+        assert [seq for seq, _ in rows] == list(range(1, len(users) * per_sender + 1))
+        acked_here = sorted((m.seq, m.client_id) for ms in acked for m in ms
+                            if m.room_id == room)
+        assert acked_here == rows  # every ack names a committed row, and the other way round
+        # Each sender's own messages were acked in the order it sent them.
+        for user in users:
+            mine = [m for ms in acked for m in ms if m.room_id == room and m.sender_id == user]
+            assert [m.seq for m in mine] == sorted(m.seq for m in mine)
