@@ -128,7 +128,9 @@ class HotHistory(Protocol):
 
     async def append(self, message: Message) -> None:
         """Cache a stored message; idempotent per (room, seq). Keeps only the newest
-        `max_messages` per room and forgets messages older than `max_age` seconds."""
+        `max_messages` per room and forgets messages older than `max_age` seconds. May write
+        in the background (and then log a failure rather than raise); `after` sees every
+        earlier append that succeeded."""
         ...
 
     async def after(self, room_id: str, after_seq: int, limit: int) -> list[Message]:

@@ -86,6 +86,8 @@ async def chat_ctx(app: web.Application) -> AsyncIterator[None]:
                                     ActorRoomMessenger(app[ACTOR_SYSTEM]))
     yield
     await store.close()
+    if isinstance(history, RedisChatHistory):
+        await history.close()
 
 
 def setup_chat(app: web.Application) -> None:

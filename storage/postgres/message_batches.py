@@ -8,20 +8,26 @@ resend into "not inserted"), moves each room's last_seq and each sender's read p
 their highest seq, and writes each inserted message's `message.sent` event to the outbox,
 all in the one implicit transaction of the statement.
 
-When a batch fails because a seq was taken (UNIQUE (room_id, seq): a second activation of a
-room during a cluster view change), no message of it was stored; each is then written alone,
-so only the message whose seq was taken fails (SeqTaken) and the others are stored. Any other
-failure fails every message of the batch: none is acked, each caller sees the error.
+When a batch breaks a constraint (a seq taken by a second activation of a room during a
+cluster view change, a room deleted meanwhile), no message of it was stored; each is then
+written alone, so only the message at fault fails (SeqTaken for a taken seq) and the others
+are stored. Any other failure (the connection lost, Postgres down) fails every message of the
+batch: none is acked, each caller sees the error.
 
 There is no timer: a batch is whatever queued up during the previous round trip, so a quiet
-node writes each message at once and a busy one writes many per commit.
+node writes each message at once and a busy one writes many per commit. The batcher keeps its
+pool connection while messages keep coming (giving it back after each batch would add
+asyncpg's reset query, as costly as the batch), and hands it back after IDLE_RELEASE seconds
+without messages or after any failure.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass, field
+from typing import Any
 
 import asyncpg
 import msgspec
@@ -34,6 +40,7 @@ from storage.postgres.outbox import OUTBOX_CHANNEL
 log = logging.getLogger("hubbub.storage.chat")
 
 MAX_BATCH = 500  # messages per statement; more wait for the next round trip
+IDLE_RELEASE = 1.0  # seconds without messages before the connection goes back to the pool
 _SEQ_KEY = "messages_room_seq_key"
 
 # $1..$8: the messages, column by column; $9..$11: their `message.sent` envelopes (event id,
@@ -92,6 +99,9 @@ class MessageBatcher:
         self._max_batch = max_batch
         self._queue: list[_Pending] = []
         self._writer: asyncio.Task[None] | None = None
+        self._conn: Any = None  # the pool connection the batches go through, once taken
+        self._idle: asyncio.TimerHandle | None = None  # gives the connection back
+        self._releasing: set[asyncio.Task[None]] = set()
         self.batches = 0  # statements written (metrics, tests)
         self.messages = 0  # messages they carried
 
@@ -99,14 +109,33 @@ class MessageBatcher:
         pending = _Pending(message)
         self._queue.append(pending)
         if self._writer is None:
+            if self._idle is not None:
+                self._idle.cancel()
+                self._idle = None
             self._writer = asyncio.get_running_loop().create_task(
                 self._drain(), name="chat:group-commit")
         return await pending.done
 
     async def close(self) -> None:
-        """Wait for what is queued to be written (shutdown)."""
+        """Wait for what is queued to be written (shutdown), then give the connection back."""
         if self._writer is not None:
             await asyncio.shield(self._writer)
+        if self._idle is not None:
+            self._idle.cancel()
+            self._idle = None
+        await self._release()
+
+    async def _connection(self) -> Any:
+        if self._conn is None or self._conn.is_closed():
+            await self._release()
+            self._conn = await self._pool.acquire()
+        return self._conn
+
+    async def _release(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):  # a dead connection: the pool replaces it
+                await self._pool.release(conn)
 
     async def _drain(self) -> None:
         try:
@@ -116,21 +145,34 @@ class MessageBatcher:
                 await self._write_batch(batch)
         finally:
             self._writer = None
+            if self._conn is not None:
+                self._idle = asyncio.get_running_loop().call_later(IDLE_RELEASE,
+                                                                   self._release_idle)
+
+    def _release_idle(self) -> None:
+        self._idle = None
+        if self._writer is None:
+            task = asyncio.get_running_loop().create_task(self._release())
+            self._releasing.add(task)
+            task.add_done_callback(self._releasing.discard)
 
     async def _write_batch(self, batch: list[_Pending]) -> None:
         try:
             stored = await self._write([p.message for p in batch])
-        except asyncpg.UniqueViolationError as exc:
-            if exc.constraint_name != _SEQ_KEY or len(batch) == 1:
-                _fail(batch, SeqTaken(batch[0].message.room_id, batch[0].message.seq)
-                      if exc.constraint_name == _SEQ_KEY else exc)
+        except asyncpg.IntegrityConstraintViolationError as exc:
+            if len(batch) > 1:
+                # The statement stored nothing. Write each message alone, so that only the
+                # one at fault fails (a seq taken, a room deleted meanwhile).
+                for pending in batch:
+                    await self._write_batch([pending])
                 return
-            # Nothing of the batch was stored: write each alone, so that only the messages
-            # whose seq was taken fail.
-            for pending in batch:
-                await self._write_batch([pending])
+            seq_taken = isinstance(exc, asyncpg.UniqueViolationError) and \
+                exc.constraint_name == _SEQ_KEY
+            message = batch[0].message
+            _fail(batch, SeqTaken(message.room_id, message.seq) if seq_taken else exc)
             return
         except BaseException as exc:
+            await self._release()  # the connection may be broken or mid-statement
             _fail(batch, exc)
             if not isinstance(exc, Exception):
                 raise
@@ -146,7 +188,8 @@ class MessageBatcher:
             message_id=m.id, room_id=m.room_id, seq=m.seq, sender_id=m.sender_id,
             created_at=m.created_at), actor_id=m.sender_id, occurred_at=m.created_at)
             for m in messages]
-        rows = await self._pool.fetch(
+        conn = await self._connection()
+        rows = await conn.fetch(
             _APPEND_BATCH,
             [m.id for m in messages], [m.room_id for m in messages],
             [m.seq for m in messages], [m.sender_id for m in messages],

@@ -7,19 +7,34 @@ same seq (idempotent), add, keep the newest `max_messages`, drop entries older t
 from the oldest end, and push the key's expiry `max_age` ahead, so a quiet room's history
 vanishes by itself. Reads also skip entries past `max_age`. Each call names its one key, so it
 works unchanged on Redis Cluster.
+
+Appends are written in the background: `append` queues the message and returns, and a writer
+sends what queued up over LINGER seconds (or MAX_PENDING messages) as one pipeline, one round
+trip for many rooms. The cache is best effort (a reader falls back to Postgres when it finds a
+hole), so a chat message need not wait for Redis before it is pushed; a failed write is
+logged. `after` first waits for the room's queued appends, so a reader sees every earlier
+append that succeeded, and a resend finds its message cached.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import msgspec
 import redis.asyncio as redis
-from redis.exceptions import RedisError
+from redis.exceptions import NoScriptError, RedisError
 
 from protocols.chat import Message
 from storage.errors import StorageError
+
+log = logging.getLogger("hubbub.storage.chat")
+LINGER = 0.01  # seconds appends gather before they are written together
+MAX_PENDING = 200  # appends that are written at once, without waiting for LINGER
 
 # KEYS[1]: the room's history. ARGV[1]: seq; ARGV[2]: member; ARGV[3]: max messages;
 # ARGV[4]: cutoff (unix ms; older entries go); ARGV[5]: key expiry (ms).
@@ -43,6 +58,13 @@ _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(Message)
 
 
+@dataclass(slots=True)
+class _Append:
+    room_id: str
+    key: str
+    args: tuple[int | bytes, ...]
+
+
 def _created_ms(message: Message) -> int:
     return int(message.created_at.timestamp() * 1000)
 
@@ -50,7 +72,7 @@ def _created_ms(message: Message) -> int:
 class RedisChatHistory:
     def __init__(self, client: redis.Redis, key_prefix: str, *, max_messages: int = 1000,
                  max_age: float = 7 * 24 * 3600,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, linger: float = LINGER) -> None:
         if max_messages < 1 or max_age <= 0:
             raise ValueError("max_messages and max_age must be positive")
         self._client = client
@@ -58,7 +80,14 @@ class RedisChatHistory:
         self._max_messages = max_messages
         self._max_age_ms = int(max_age * 1000)
         self._clock = clock  # wall clock: compared with the messages' created_at
-        self._append = client.register_script(_APPEND)
+        self._script = client.register_script(_APPEND)
+        self._linger = linger
+        self._queue: list[_Append] = []
+        self._writer: asyncio.Task[None] | None = None
+        self._full = asyncio.Event()  # MAX_PENDING reached: write without lingering
+        self._in_flight: set[str] = set()  # rooms whose appends are being written
+        self._round: asyncio.Future[None] | None = None  # the writer's current round
+        self.failures = 0  # appends lost to a Redis failure (tests, metrics)
 
     def _key(self, room_id: str) -> str:
         return self._prefix + room_id
@@ -68,15 +97,81 @@ class RedisChatHistory:
 
     async def append(self, message: Message) -> None:
         member = b"%d|%s" % (_created_ms(message), _encoder.encode(message))
+        self._queue.append(_Append(message.room_id, self._key(message.room_id), (
+            message.seq, member, self._max_messages, self._cutoff_ms(), self._max_age_ms)))
+        if len(self._queue) >= MAX_PENDING:
+            self._full.set()
+        if self._writer is None:
+            loop = asyncio.get_running_loop()
+            self._round = loop.create_future()
+            self._writer = loop.create_task(self._drain(), name="chat:history-writer")
+
+    async def flush(self, room_id: str | None = None) -> None:
+        """Wait until the appends queued so far (of `room_id`, or all) are written."""
+        while self._writer is not None:
+            queued = any(a.room_id == room_id for a in self._queue) if room_id is not None \
+                else bool(self._queue)
+            flying = room_id in self._in_flight if room_id is not None \
+                else bool(self._in_flight)
+            if not queued and not flying:
+                return
+            if queued:
+                self._full.set()  # a reader is waiting: no lingering
+            assert self._round is not None  # set whenever a writer runs
+            await asyncio.shield(self._round)
+
+    async def close(self) -> None:
+        """Write what is queued (shutdown)."""
+        await self.flush()
+
+    async def _drain(self) -> None:
+        loop = asyncio.get_running_loop()
         try:
-            await self._append(keys=[self._key(message.room_id)], args=[
-                message.seq, member, self._max_messages, self._cutoff_ms(), self._max_age_ms])
+            while self._queue:
+                if not self._full.is_set():
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._full.wait(), self._linger)
+                self._full.clear()
+                batch, self._queue = self._queue, []
+                self._in_flight = {a.room_id for a in batch}
+                try:
+                    await self._write(batch)
+                finally:
+                    self._in_flight = set()
+                    # `_round` resolves once its batch is written (what `flush` waits for);
+                    # appends queued meanwhile belong to the next one.
+                    done, self._round = self._round, loop.create_future()
+                    if done is not None:
+                        done.set_result(None)
+        finally:
+            self._writer = None
+
+    async def _write(self, batch: list[_Append]) -> None:
+        try:
+            results = await self._pipeline(batch)
+            if any(isinstance(r, NoScriptError) for r in results):
+                # Redis restarted (scripts are not kept): load it, then send the batch again;
+                # an append is idempotent (same seq, same member).
+                await self._client.script_load(_APPEND)
+                results = await self._pipeline(batch)
         except (RedisError, OSError) as exc:
-            raise StorageError(f"chat history unavailable: {exc}") from exc
+            results = [exc] * len(batch)
+        failed = [r for r in results if isinstance(r, Exception)]
+        if failed:
+            self.failures += len(failed)
+            log.warning("chat history: %d of %d appends not written: %s", len(failed),
+                        len(batch), failed[0])
+
+    async def _pipeline(self, batch: list[_Append]) -> list[object]:
+        async with self._client.pipeline(transaction=False) as pipe:
+            for pending in batch:
+                pipe.evalsha(self._script.sha, 1, pending.key, *pending.args)
+            return list(await pipe.execute(raise_on_error=False))
 
     async def after(self, room_id: str, after_seq: int, limit: int) -> list[Message]:
         if limit < 1:
             return []
+        await self.flush(room_id)
         try:
             members = await self._client.zrange(self._key(room_id), f"({after_seq}", "+inf",
                                                 byscore=True, offset=0, num=limit)

@@ -3,6 +3,7 @@ the in-memory one: ranges by seq, idempotent appends, the length bound, the age 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -10,10 +11,13 @@ from datetime import UTC, datetime
 import pytest
 import pytest_asyncio
 import redis.asyncio as redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 
 from actors.ports import HotHistory
 from protocols.chat import Message
 from protocols.ids import new_id
+from storage.errors import StorageError
 from storage.memory.chat_history import MemoryChatHistory
 from storage.redis.chat_history import RedisChatHistory
 
@@ -111,3 +115,52 @@ async def test_messages_older_than_max_age_are_forgotten(backend: Backend) -> No
         key = f"{backend.key_prefix}chat:history:{room}"
         assert await backend.client.zcard(key) == 3  # trimmed, not just hidden
         assert 0 < await backend.client.pttl(key) <= MAX_AGE * 1000
+
+
+async def test_concurrent_appends_of_several_rooms_each_land(backend: Backend) -> None:
+    rooms = [new_id() for _ in range(5)]
+    await asyncio.gather(*(backend.history.append(message(room, seq))
+                           for seq in range(1, 4) for room in rooms))
+    for room in rooms:
+        assert [m.seq for m in await backend.history.after(room, 0, 10)] == [1, 2, 3]
+
+
+async def test_redis_appends_survive_a_script_flush(redis_client: redis.Redis,
+                                                    clean_redis_prefix: str) -> None:
+    # Redis keeps no scripts across a restart: the first append after one loads it again.
+    history = RedisChatHistory(redis_client, clean_redis_prefix, clock=FakeClock())
+    room = new_id()
+    await history.append(message(room, 1))
+    await redis_client.script_flush()
+    await asyncio.gather(history.append(message(room, 2)), history.append(message(room, 3)))
+    assert [m.seq for m in await history.after(room, 0, 10)] == [1, 2, 3]
+
+
+async def test_redis_down_loses_appends_without_failing_them(
+        clean_redis_prefix: str) -> None:
+    # The cache is best effort: a message must not wait for (or fail with) Redis; the loss is
+    # counted and logged, and readers fall back to Postgres.
+    unreachable = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.5,
+                              retry=Retry(NoBackoff(), 0))
+    history = RedisChatHistory(unreachable, clean_redis_prefix, clock=FakeClock())
+    await history.append(message(new_id(), 1))
+    await history.append(message(new_id(), 1))
+    await history.close()
+    assert history.failures == 2
+    with pytest.raises(StorageError):
+        await history.after(new_id(), 0, 10)
+    await unreachable.aclose()
+
+
+async def test_appends_wait_for_nobody_and_readers_see_them(
+        redis_client: redis.Redis, clean_redis_prefix: str) -> None:
+    history = RedisChatHistory(redis_client, clean_redis_prefix, clock=FakeClock(),
+                               linger=60.0)
+    room = new_id()
+    # Queued, not written: the append answered at once although the writer lingers.
+    await asyncio.wait_for(history.append(message(room, 1)), 1.0)
+    assert await redis_client.zcard(f"{clean_redis_prefix}chat:history:{room}") == 0
+    # A reader does not wait for the linger: its room's queued appends are written first.
+    found = await asyncio.wait_for(history.after(room, 0, 10), 5.0)
+    assert [m.seq for m in found] == [1]
+    await history.close()

@@ -6,7 +6,7 @@ idempotent inside a batch."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import asyncpg
 import pytest
@@ -46,16 +46,31 @@ async def stored(pool: asyncpg.Pool, room_id: str) -> list[tuple[int, str]]:
     return [(r["seq"], r["client_id"]) for r in rows]
 
 
+@pytest_asyncio.fixture
+async def batchers(db_pool: asyncpg.Pool) -> AsyncIterator[Callable[[], MessageBatcher]]:
+    """Batchers on the test pool, each closed at the end (a batcher holds a connection)."""
+    made: list[MessageBatcher] = []
+
+    def make() -> MessageBatcher:
+        made.append(MessageBatcher(db_pool))
+        return made[-1]
+
+    yield make
+    for batcher in made:
+        await batcher.close()
+
+
 async def outbox_count(pool: asyncpg.Pool, message_ids: list[str]) -> int:
     return await pool.fetchval(
         "SELECT count(*) FROM outbox WHERE type = 'message.sent' "
         "AND envelope -> 'data' ->> 'message_id' = ANY($1::text[])", message_ids)
 
 
-async def test_messages_appended_together_share_one_commit(db_pool: asyncpg.Pool) -> None:
+async def test_messages_appended_together_share_one_commit(db_pool: asyncpg.Pool,
+        batchers: Callable[[], MessageBatcher]) -> None:
     users = await add_users(db_pool, 3)
     rooms = [await new_room(db_pool, users) for _ in range(4)]
-    batcher = MessageBatcher(db_pool)
+    batcher = batchers()
     messages = [draft(room, 1, users[i % 3]) for i, room in enumerate(rooms)]
 
     results = await asyncio.gather(*(batcher.append(m) for m in messages))
@@ -73,10 +88,11 @@ async def test_messages_appended_together_share_one_commit(db_pool: asyncpg.Pool
     assert sender_read == 1
 
 
-async def test_a_taken_seq_fails_only_its_own_message(db_pool: asyncpg.Pool) -> None:
+async def test_a_taken_seq_fails_only_its_own_message(db_pool: asyncpg.Pool,
+        batchers: Callable[[], MessageBatcher]) -> None:
     users = await add_users(db_pool, 2)
     contested, other = await new_room(db_pool, users), await new_room(db_pool, users)
-    batcher = MessageBatcher(db_pool)
+    batcher = batchers()
     assert await batcher.append(draft(contested, 1, users[0], "first")) is True
     # Another activation of `contested` also thinks seq 1 is next.
     loser, bystander = draft(contested, 1, users[1], "second"), draft(other, 1, users[1])
@@ -92,29 +108,54 @@ async def test_a_taken_seq_fails_only_its_own_message(db_pool: asyncpg.Pool) -> 
     assert await outbox_count(db_pool, [bystander.id]) == 1
 
 
-async def test_a_failed_batch_stores_and_acks_none_of_its_messages(
-        db_pool: asyncpg.Pool) -> None:
+async def test_a_message_breaking_a_constraint_fails_alone(db_pool: asyncpg.Pool,
+        batchers: Callable[[], MessageBatcher]) -> None:
     users = await add_users(db_pool, 2)
     room = await new_room(db_pool, users)
-    batcher = MessageBatcher(db_pool)
+    batcher = batchers()
     good = draft(room, 1, users[0])
-    doomed = draft(new_id(), 1, users[0])  # no such room: the foreign key refuses the batch
+    doomed = draft(new_id(), 1, users[0])  # no such room: the foreign key refuses it
 
     results = await asyncio.gather(batcher.append(good), batcher.append(doomed),
                                    return_exceptions=True)
 
-    assert all(isinstance(r, asyncpg.ForeignKeyViolationError) for r in results)
-    assert await stored(db_pool, room) == []
-    assert await outbox_count(db_pool, [good.id]) == 0
-    # The batcher carries on: the next message is written.
-    assert await batcher.append(good) is True
+    assert results[0] is True
+    assert isinstance(results[1], asyncpg.ForeignKeyViolationError)
     assert await stored(db_pool, room) == [(1, good.client_id)]
 
 
-async def test_resends_inside_a_batch_store_one_message(db_pool: asyncpg.Pool) -> None:
+async def test_a_failed_batch_stores_and_acks_none_of_its_messages(
+        db_pool: asyncpg.Pool, batchers: Callable[[], MessageBatcher]) -> None:
+    users = await add_users(db_pool, 2)
+    rooms = [await new_room(db_pool, users) for _ in range(3)]
+    batcher = batchers()
+    assert await batcher.append(draft(rooms[0], 1, users[0], "warm-up")) is True
+    # The batcher's connection dies under it (a Postgres restart, a proxy dropping it); so
+    # do those of other batchers that wrote here lately, which changes nothing for them.
+    killed = await db_pool.fetchval(
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+        "WHERE datname = current_database() AND query LIKE '%INSERT INTO messages%' "
+        "AND pid <> pg_backend_pid()")
+    assert killed >= 1
+    batch = [draft(rooms[0], 2, users[0]), draft(rooms[1], 1, users[1]),
+             draft(rooms[2], 1, users[0])]
+
+    results = await asyncio.gather(*(batcher.append(m) for m in batch),
+                                   return_exceptions=True)
+
+    assert all(isinstance(r, Exception) for r in results), results
+    assert [await stored(db_pool, r) for r in rooms] == [[(1, "warm-up")], [], []]
+    assert await outbox_count(db_pool, [m.id for m in batch]) == 0
+    # The next messages go through a fresh connection.
+    assert await asyncio.gather(*(batcher.append(m) for m in batch)) == [True] * 3
+    assert [len(await stored(db_pool, r)) for r in rooms] == [2, 1, 1]
+
+
+async def test_resends_inside_a_batch_store_one_message(db_pool: asyncpg.Pool,
+        batchers: Callable[[], MessageBatcher]) -> None:
     users = await add_users(db_pool, 2)
     room, other = await new_room(db_pool, users), await new_room(db_pool, users)
-    store = PostgresRoomStore(db_pool)
+    store = PostgresRoomStore(db_pool, batchers())
     earlier = await store.append(draft(room, 1, users[0], "already"))
     first, again = draft(other, 1, users[1], "twice"), draft(other, 2, users[1], "twice")
     resend = draft(room, 2, users[0], "already")  # of a message committed earlier
@@ -146,6 +187,7 @@ async def room_system(db_pool: asyncpg.Pool) -> AsyncIterator[tuple[ActorSystem,
     system.register(RoomActor, factory)
     yield system, batcher
     await system.stop()
+    await batcher.close()
 
 
 async def test_concurrent_senders_on_several_rooms_keep_each_room_gapless(
