@@ -36,6 +36,7 @@ from protocols.notifications import Notification
 from protocols.posts import Post
 from server.actors_wiring import ACTOR_SYSTEM
 from server.feed.wiring import add_feed_listener
+from server.gateway import json_codec
 from server.gateway.broadcaster import SocketIOBroadcaster
 from server.gateway.connections import Gateway
 from server.gateway.frames import FrameGuard, GatewayServer
@@ -84,7 +85,7 @@ def setup_gateway(app: web.Application) -> socketio.AsyncServer:
         async_mode="aiohttp", client_manager=manager, cors_allowed_origins="*",
         logger=logging.getLogger("socketio.server"),
         engineio_logger=logging.getLogger("engineio.server"),
-        max_http_buffer_size=MAX_PACKET_BYTES,
+        max_http_buffer_size=MAX_PACKET_BYTES, json=json_codec,
     )
     sio.attach(app, socketio_path="socket.io")
     websockets = track_websockets(sio)

@@ -14,8 +14,11 @@ written alone, so only the message at fault fails (SeqTaken for a taken seq) and
 are stored. Any other failure (the connection lost, Postgres down) fails every message of the
 batch: none is acked, each caller sees the error.
 
-There is no timer: a batch is whatever queued up during the previous round trip, so a quiet
-node writes each message at once and a busy one writes many per commit. The batcher keeps its
+A batch is what queued up during the previous round trip, and, while messages stream in
+(the previous batch ended less than STREAM_WINDOW ago), during LINGER more: one statement
+costs Postgres about 0.7 ms of CPU whether it carries one message or ten (measured: 700 us per
+message alone, 140 us each in tens), so a few milliseconds of waiting at a steady rate buy most
+of the saving. A quiet node writes each message at once. The batcher keeps its
 pool connection while messages keep coming (giving it back after each batch would add
 asyncpg's reset query, as costly as the batch), and hands it back after IDLE_RELEASE seconds
 without messages or after any failure.
@@ -40,6 +43,8 @@ from storage.postgres.outbox import OUTBOX_CHANNEL
 log = logging.getLogger("hubbub.storage.chat")
 
 MAX_BATCH = 500  # messages per statement; more wait for the next round trip
+LINGER = 0.003  # seconds a batch waits for company while messages stream in
+STREAM_WINDOW = 0.02  # ...that is, when the previous batch ended less than this ago
 IDLE_RELEASE = 1.0  # seconds without messages before the connection goes back to the pool
 _SEQ_KEY = "messages_room_seq_key"
 
@@ -92,9 +97,12 @@ class MessageBatcher:
     """Appends messages in shared commits. `append` answers True when the message was stored,
     False when its (room, sender, client_id) was stored before (a resend)."""
 
-    def __init__(self, pool: asyncpg.Pool, *, max_batch: int = MAX_BATCH) -> None:
-        if max_batch < 1:
-            raise ValueError("max_batch must be positive")
+    def __init__(self, pool: asyncpg.Pool, *, max_batch: int = MAX_BATCH,
+                 linger: float = LINGER) -> None:
+        if max_batch < 1 or linger < 0:
+            raise ValueError("max_batch must be positive and linger not negative")
+        self._linger = linger
+        self._last_batch_end: float | None = None  # loop time
         self._pool = pool
         self._max_batch = max_batch
         self._queue: list[_Pending] = []
@@ -138,11 +146,17 @@ class MessageBatcher:
                 await self._pool.release(conn)
 
     async def _drain(self) -> None:
+        loop = asyncio.get_running_loop()
         try:
             while self._queue:
+                last = self._last_batch_end
+                if self._linger and last is not None and len(self._queue) < self._max_batch \
+                        and loop.time() - last < STREAM_WINDOW:
+                    await asyncio.sleep(self._linger)
                 batch = self._queue[:self._max_batch]
                 del self._queue[:self._max_batch]
                 await self._write_batch(batch)
+                self._last_batch_end = loop.time()
         finally:
             self._writer = None
             if self._conn is not None:
