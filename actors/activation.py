@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from actors.actor import Actor, ActorContext
 from actors.errors import ActorCrashed, Rejected
+from actors.mailbox import Mailbox
 from protocols.cluster import Activate
 
 if TYPE_CHECKING:
@@ -39,7 +40,7 @@ class Activation:
         self.context = context
         self.ref = context.self_ref
         self.factory = factory
-        self.mailbox: asyncio.Queue[Envelope] = asyncio.Queue(mailbox_size)
+        self.mailbox: Mailbox[Envelope] = Mailbox(mailbox_size)
         self.idle_timeout = idle_timeout
         self.actor: Actor | None = None  # None until started, and again after a crash
         self.task: asyncio.Task[None] | None = None
