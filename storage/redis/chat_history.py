@@ -33,7 +33,9 @@ from protocols.chat import Message
 from storage.errors import StorageError
 
 log = logging.getLogger("hubbub.storage.chat")
-LINGER = 0.01  # seconds appends gather before they are written together
+# Seconds appends gather before they are written together: a pipeline costs redis-py far more
+# than each command in it, and nothing waits for these writes (readers flush first).
+LINGER = 0.05
 MAX_PENDING = 200  # appends that are written at once, without waiting for LINGER
 
 # KEYS[1]: the room's history. ARGV[1]: seq; ARGV[2]: member; ARGV[3]: max messages;
