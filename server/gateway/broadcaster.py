@@ -15,8 +15,18 @@ import socketio
 log = logging.getLogger("hubbub.gateway")
 
 
+_ROOM = "room:"
+
+
 def room_of(room_id: str) -> str:
-    return f"room:{room_id}"
+    return _ROOM + room_id
+
+
+def room_id_of(room: object) -> str | None:
+    """The chat room id of a Socket.IO room name made by `room_of`; None for other rooms."""
+    if isinstance(room, str) and room.startswith(_ROOM):
+        return room[len(_ROOM):]
+    return None
 
 
 def user_room(user_id: str) -> str:

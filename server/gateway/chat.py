@@ -26,8 +26,17 @@ ASK_TIMEOUT = 5.0
 
 async def join(gw: Gateway, conn: Connection, event: RoomJoin) -> dict[str, Any]:
     room_id = event.room_id.lower()
-    result: JoinResult = await gw.system.ref(RoomActor, room_id).ask(
-        JoinRoom(user_id=conn.user_id, since_seq=event.since_seq), timeout=ASK_TIMEOUT)
+    channels = gw.room_channels if room_id not in conn.rooms else None
+    if channels is not None:
+        # Before the actor answers: every message after its last_seq then reaches this node.
+        await channels.hold(room_id)
+    try:
+        result: JoinResult = await gw.system.ref(RoomActor, room_id).ask(
+            JoinRoom(user_id=conn.user_id, since_seq=event.since_seq), timeout=ASK_TIMEOUT)
+    except BaseException:
+        if channels is not None:
+            await channels.release(room_id)
+        raise
     # Entered only once the actor said yes, so a non-member never receives a message. The
     # actor replied before handling anything queued behind the join, and we resume within
     # the same loop turns, long before a queued send has gone through Postgres.
@@ -39,8 +48,19 @@ async def join(gw: Gateway, conn: Connection, event: RoomJoin) -> dict[str, Any]
 async def leave(gw: Gateway, conn: Connection, event: RoomLeave) -> dict[str, Any]:
     room_id = event.room_id.lower()
     await gw.sio.leave_room(conn.sid, room_of(room_id))
-    conn.rooms.discard(room_id)
+    if room_id in conn.rooms:
+        conn.rooms.discard(room_id)
+        if gw.room_channels is not None:
+            await gw.room_channels.release(room_id)
     return acks.ok()
+
+
+async def socket_gone(gw: Gateway, conn: Connection) -> None:
+    """The socket closed: this node holds its rooms' channels no more for it."""
+    if gw.room_channels is not None:
+        for room_id in conn.rooms:
+            await gw.room_channels.release(room_id)
+    conn.rooms.clear()
 
 
 async def send(gw: Gateway, conn: Connection, event: MessageSendEvent) -> dict[str, Any]:

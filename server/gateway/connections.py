@@ -14,7 +14,7 @@ from actors.ports import PresenceStore, UnreadNotifications
 from actors.system import ActorSystem
 from server.auth.principal import Principal
 from server.gateway.limits import TokenBucket
-from server.gateway.ports import PresenceVisibility, SessionRecords
+from server.gateway.ports import PresenceVisibility, RoomChannels, SessionRecords
 
 log = logging.getLogger("hubbub.gateway")
 
@@ -58,6 +58,9 @@ class Gateway:
     unremoved: set[tuple[str, str]] = field(default_factory=set)
     unread: UnreadNotifications | None = None
     visibility: PresenceVisibility | None = None
+    # With REDIS_URL: the chat rooms' channels between nodes; this node holds a room's while
+    # one of its sockets is in the room (chat.join / chat.leave / the socket's close).
+    room_channels: RoomChannels | None = None
     _tasks: set[asyncio.Task[Any]] = field(default_factory=set)
 
     def spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> None:

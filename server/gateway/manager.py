@@ -25,7 +25,7 @@ cluster (`alone`, set by the cluster wiring) publishes nothing.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 import msgspec
@@ -33,7 +33,9 @@ from bidict import ValueDuplicationError, bidict
 from socketio import AsyncManager, AsyncRedisManager
 from socketio.base_manager import BaseManager
 
+from server.gateway.broadcaster import room_id_of
 from server.gateway.direct import message_frame
+from server.gateway.ports import RoomChannels
 
 Room = Any  # a room name; None is the namespace's room of every connected sid
 
@@ -173,27 +175,45 @@ class FastEmit(AsyncManager):
                    skip_sid: Any = None, callback: Any = None, to: Room = None,
                    **kwargs: Any) -> None:
         room = to or room
-        links = getattr(self.server.eio, "links", None)
-        if callback is not None or links is None or namespace not in self.rooms:
+        packet = self._packet(event, data, namespace) if callback is None else None
+        if packet is None:
             return await super().emit(event, data, namespace, room=room, skip_sid=skip_sid,
                                       callback=callback, **kwargs)
+        await self.deliver_local(namespace, room, packet, _skipped(skip_sid))
+        return None
+
+    def _packet(self, event: str, data: Any, namespace: str) -> str | None:
+        """The encoded Socket.IO EVENT packet; None when python-socketio must handle it (no
+        direct links, or binary data)."""
+        if getattr(self.server.eio, "links", None) is None:
+            return None
         args = list(data) if isinstance(data, tuple) else [] if data is None else [data]
         try:
             body = _encode([event, *args]).decode()
         except TypeError:  # bytes inside: a binary packet
-            return await super().emit(event, data, namespace, room=room, skip_sid=skip_sid,
-                                      callback=callback, **kwargs)
+            return None
         # "2": a Socket.IO EVENT; a namespace other than "/" is written before the data.
-        packet = "2" + body if namespace == "/" else f"2{namespace},{body}"
-        skip = skip_sid if isinstance(skip_sid, list) else (skip_sid,)
+        return "2" + body if namespace == "/" else f"2{namespace},{body}"
+
+    async def deliver_local(self, namespace: str, room: Room, packet: str,
+                            skip: Collection[str] = ()) -> None:
+        """Write an encoded packet to this node's sockets in `room`."""
+        if namespace not in self.rooms:
+            return
         eio = self.server.eio
+        links = eio.links
         frame = message_frame(packet)
         for sid, eio_sid in self.get_participants(namespace, room):
             if sid in skip:
                 continue
             if not links.write(eio_sid, frame):
                 await eio.queue_message(eio_sid, packet)
-        return None
+
+
+def _skipped(skip_sid: Any) -> Collection[str]:
+    if skip_sid is None:
+        return ()
+    return skip_sid if isinstance(skip_sid, list) else (skip_sid,)
 
 
 class LocalManager(FastEmit, IndexedRooms):
@@ -201,19 +221,35 @@ class LocalManager(FastEmit, IndexedRooms):
 
 
 class RedisManager(AsyncRedisManager, FastEmit, IndexedRooms):
-    """python-socketio's Redis manager, with the per-socket room index."""
+    """python-socketio's Redis manager, with the per-socket room index. Emits to a chat room
+    go to the room's own channel when `room_channels` is set (server/gateway/setup.py):
+    only nodes holding sockets of the room receive them."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         # Set by the cluster wiring: True while this node is the only live node, so that
         # nobody else needs its emits.
         self.alone: Callable[[], bool] = lambda: False
+        self.room_channels: RoomChannels | None = None
 
     async def emit(self, event: str, data: Any, namespace: str | None = None,
                    room: Room = None, skip_sid: Any = None, callback: Any = None,
                    to: Room = None, **kwargs: Any) -> None:
-        if callback is None and self.alone():
-            return await FastEmit.emit(self, event, data, namespace or "/", room=to or room,
-                                       skip_sid=skip_sid)
-        return await super().emit(event, data, namespace=namespace, room=room,
-                                  skip_sid=skip_sid, callback=callback, to=to, **kwargs)
+        room = to or room
+        namespace = namespace or "/"
+        alone = self.alone()
+        channels = self.room_channels
+        chat_room = room_id_of(room) if channels is not None and namespace == "/" else None
+        packet = None
+        if callback is None and (alone or chat_room is not None):
+            packet = self._packet(event, data, namespace)
+        if packet is None:
+            # python-socketio's way: delivered here, and pickled on the one channel every
+            # node reads.
+            return await super().emit(event, data, namespace=namespace, room=room,
+                                      skip_sid=skip_sid, callback=callback, **kwargs)
+        skip = _skipped(skip_sid)
+        await self.deliver_local(namespace, room, packet, skip)
+        if not alone and channels is not None and chat_room is not None:
+            await channels.publish(chat_room, packet, list(skip))
+        return None

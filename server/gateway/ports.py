@@ -51,3 +51,21 @@ class SessionRecords(Protocol):
         for a node that is dead or left; returns the users that had sessions on it. Records
         on other nodes stay. Atomic per user, not across users."""
         ...
+
+
+class RoomChannels(Protocol):
+    """A channel per chat room between the nodes (storage/redis/room_channels.py): a node
+    receives a room's packets while it holds sockets in the room."""
+
+    async def hold(self, room_id: str) -> None:
+        """One more socket of this node in the room; returns once the node receives the
+        room's packets. Raises storage.errors.StorageError when that cannot be confirmed."""
+        ...
+
+    async def release(self, room_id: str) -> None:
+        """One socket fewer (the last one stops the node receiving the room)."""
+        ...
+
+    async def publish(self, room_id: str, packet: str, skip: list[str]) -> int:
+        """Send an encoded Socket.IO packet to the other nodes holding the room."""
+        ...

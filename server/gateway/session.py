@@ -24,7 +24,7 @@ from actors.user import UserActor
 from protocols.socket import FORBIDDEN, UNAUTHORIZED, AuthRefresh, RefreshAck
 from protocols.user_messages import SessionClosed, SessionOpened
 from server.auth.authenticator import authenticate, still_valid
-from server.gateway import acks, calls
+from server.gateway import acks, calls, chat
 from server.gateway.broadcaster import user_room
 from server.gateway.connections import Connection, Gateway
 from server.gateway.limits import TokenBucket
@@ -110,6 +110,7 @@ async def _gone(gw: Gateway, conn: Connection) -> None:
         conn.expiry.cancel()
     # Out of the records before the UserActor hears of it, so no reload brings it back.
     await _unrecord(gw, conn)
+    await chat.socket_gone(gw, conn)
     await calls.session_gone(gw, conn)
     try:
         await gw.system.ref(UserActor, conn.user_id).tell(SessionClosed(session_id=conn.sid))

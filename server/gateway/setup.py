@@ -29,6 +29,7 @@ import socketio
 from aiohttp import web
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
+from redis.asyncio import Redis
 
 from actors.actor import ActorContext
 from actors.user import UserActor
@@ -37,7 +38,7 @@ from protocols.posts import Post
 from server.actors_wiring import ACTOR_SYSTEM
 from server.feed.wiring import add_feed_listener
 from server.gateway import json_codec
-from server.gateway.broadcaster import SocketIOBroadcaster
+from server.gateway.broadcaster import SocketIOBroadcaster, room_of
 from server.gateway.connections import Gateway
 from server.gateway.frames import FrameGuard, GatewayServer
 from server.gateway.limits import MAX_PACKET_BYTES
@@ -57,6 +58,7 @@ from storage.memory.sessions import MemorySessionRecords
 from storage.postgres.notifications import PostgresNotificationStore
 from storage.postgres.visibility import PostgresPresenceVisibility
 from storage.redis.presence import RedisPresenceStore
+from storage.redis.room_channels import RedisRoomChannels
 from storage.redis.sessions import RedisSessionRecords
 
 log = logging.getLogger("hubbub.gateway")
@@ -119,6 +121,8 @@ def setup_gateway(app: web.Application) -> socketio.AsyncServer:
             app[LIFECYCLE].adapters["presence"] = "redis"
             app[LIFECYCLE].adapters["sessions"] = "redis"
             app[LIFECYCLE].adapters["socketio"] = "redis"
+            gateway.room_channels = _start_room_channels(sio, client, settings.redis_key_prefix,
+                                                         gateway.node_id)
         else:
             gateway.presence = MemoryPresenceStore()
             gateway.sessions_store = MemorySessionRecords()
@@ -138,12 +142,20 @@ def setup_gateway(app: web.Application) -> socketio.AsyncServer:
             if not listener_alive(sio):
                 raise ConnectionError("the Socket.IO Redis listener is down")
 
+        async def room_channels_listening() -> None:
+            if isinstance(gateway.room_channels, RedisRoomChannels) and \
+                    not gateway.room_channels.listening:
+                raise ConnectionError("the room channel listener is reconnecting")
+
         if client is not None:
             app[LIFECYCLE].readiness_checks["socketio"] = socketio_listening
+            app[LIFECYCLE].readiness_checks["room_channels"] = room_channels_listening
         try:
             yield
         finally:
             await _close(sio, gateway, websockets)
+            if isinstance(gateway.room_channels, RedisRoomChannels):
+                await gateway.room_channels.stop()
 
     async def close_sockets(app: web.Application) -> None:
         await _close_sockets(sio, websockets)
@@ -151,6 +163,23 @@ def setup_gateway(app: web.Application) -> socketio.AsyncServer:
     app.on_shutdown.append(close_sockets)
     app.cleanup_ctx.append(gateway_ctx)
     return sio
+
+
+def _start_room_channels(sio: socketio.AsyncServer, client: Redis, key_prefix: str,
+                         node_id: str) -> RedisRoomChannels | None:
+    """Chat rooms' emits cross the network on a channel per room (storage/redis/
+    room_channels.py) instead of python-socketio's one channel for everything."""
+    manager = sio.manager
+    if not isinstance(manager, RedisManager):
+        return None
+    channels = RedisRoomChannels(client, key_prefix, node_id)
+
+    async def deliver(room_id: str, packet: str, skip: list[str]) -> None:
+        await manager.deliver_local("/", room_of(room_id), packet, skip)
+
+    channels.start(deliver)
+    manager.room_channels = channels
+    return channels
 
 
 def tune_garbage_collector(thresholds: tuple[int, int, int] = GC_THRESHOLDS) -> None:
