@@ -101,6 +101,7 @@ class UserActor(Actor):
         self._grace_timer: int | None = None
         self._heartbeat_timer: int | None = None
         self._unread: int | None = None  # None until first needed
+        self._saved_at: float | None = None  # clock.monotonic() of the last presence save
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -163,6 +164,11 @@ class UserActor(Actor):
         return None
 
     async def _opened(self, session_id: str, node_id: str) -> None:
+        if self._sessions.get(session_id) == node_id and self._status != "offline" \
+                and self._grace_timer is None and self._fresh_save():
+            # on_start just loaded this session from the records and saved the record that
+            # says so (the common first connect): nothing to write again.
+            return
         self._sessions[session_id] = node_id
         self._cancel_grace()
         self._last_seen = None
@@ -302,8 +308,14 @@ class UserActor(Actor):
         # the message being handled); the next heartbeat writes the record again.
         try:
             await self._presence.save(self.key, self._record())
+            self._saved_at = self.context.clock.monotonic()
         except Exception:
             self.context.log.warning("presence of %s not saved", self.key, exc_info=True)
+
+    def _fresh_save(self) -> bool:
+        """Whether the record was written less than a tenth of a heartbeat ago."""
+        return self._saved_at is not None and \
+            self.context.clock.monotonic() - self._saved_at < self._heartbeat_every / 10
 
     def _event(self) -> PresenceEvent:
         return presence_event(self.key, EffectivePresence(status=self._status,

@@ -469,3 +469,27 @@ async def test_the_records_are_checked_before_going_offline(h: Harness) -> None:
     await h.advance(DEFAULT_HEARTBEAT)
     await h.advance(GRACE)
     assert (await h.status()).status == "offline"
+
+
+class CountingStore(MemoryPresenceStore):
+    saves = 0
+
+    async def save(self, user_id: str, record: Any) -> None:
+        self.saves += 1
+        await super().save(user_id, record)
+
+
+async def test_a_first_connect_writes_the_presence_record_once() -> None:
+    clock = ManualClock()
+    store = CountingStore(clock=clock.time)
+    h = build(clock, store)
+    try:
+        await h.open("s1", "n1")  # activates the actor: on_start finds s1 in the records
+        await h.system.settled()
+        assert store.saves == 1
+        await h.open("s2", "n1")  # a second device: a new session, written
+        await h.system.settled()
+        assert store.saves == 2
+        assert (await h.status()).status == "online"
+    finally:
+        await h.system.stop()
