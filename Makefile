@@ -33,7 +33,7 @@ help:
 	@echo "make migrate     apply database migrations (DATABASE_URL, or the embedded one)"
 	@echo "make bench       load test a fresh local server (BENCH_USERS, BENCH_SECONDS)"
 	@echo "make bench-feed  seed a large graph, print feed read latency and fan-out times"
-	@echo "make bench-chat  connect many Socket.IO clients, print chat throughput and latency"
+	@echo "make bench-chat  Socket.IO chat, Hubbub alone: deliveries per CPU-s, peak deliveries/s, latency, RSS and CPU per connection"
 	@echo "make bench-cluster  the bench-chat load on a 1-node then a 2-node cluster, side by side"
 	@echo "make bench-disconnect  how long the loop stays busy when 4,000 / 20,000 sockets drop at once"
 	@echo "make bench-scheduler  scheduled posts: lateness when idle, and 2,000 due in one second"

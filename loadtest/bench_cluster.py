@@ -38,7 +38,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_chat import Load, Options, Summary, drive, percentile, seed, spread, summarize
+from bench_chat import Options, drive, seed, spread
+from chat_results import Load, Summary, percentile, summarize
 from cluster import BenchCluster, LogLine
 from harness import UNLIMITED, reachable
 

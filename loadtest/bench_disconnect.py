@@ -6,7 +6,7 @@ fresh database on 127.0.0.1:5432, Redis on 127.0.0.1:6379 under a throwaway pref
 answers, so the Socket.IO Redis manager is in use as in a cluster):
 
 1. Seeds the users and their rooms of BENCH_ROOM_SIZE (bench_chat.seed), then connects every
-   socket from BENCH_PROCS worker processes (bench_chat's bare Engine.IO clients); each joins
+   socket from BENCH_PROCS worker processes (chat_client's bare Engine.IO clients); each joins
    its chat room, so a socket is in three Socket.IO rooms (its own, its user's, its chat's).
 2. Probes `GET /health` a few times (the quiet latency), then SIGKILLs every worker at once:
    the kernel closes all their sockets together.
@@ -54,8 +54,9 @@ from pathlib import Path
 import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_chat import Options, percentile, seed
+from bench_chat import Options, seed
 from chat_client import Client, Seat, WorkerPlan, WorkerResult
+from chat_results import percentile
 from harness import ROOT, UNLIMITED, BenchServer, tail
 
 CONNECT_CONCURRENCY = 25  # handshakes in flight per worker during the ramp-up

@@ -45,6 +45,10 @@ class WorkerResult:
     members: dict[str, int] = field(default_factory=dict)
     acked_sends: list[tuple[str, str, float]] = field(default_factory=list)
     received: dict[str, int] = field(default_factory=dict)
+    # The worker process's own CPU while it sent (window start to the last ack or timeout),
+    # and that span: near one core, the client and not the server may have set the pace.
+    cpu_seconds: float = 0.0
+    busy_seconds: float = 0.0
 
     def joined(self, seat: Seat) -> None:
         key = f"{seat.room_id} {seat.url}"
@@ -126,8 +130,10 @@ class Client:
             key = f"{tag} {self.seat.url}"
             self.result.received[key] = self.result.received.get(key, 0) + 1
 
-    async def send_for(self, start: float, seconds: float, rate: float) -> None:
-        """Send at `rate` per second from a random phase, until start + seconds."""
+    async def send_for(self, start: float, seconds: float, rate: float,
+                       ack_timeout: float = 30.0) -> None:
+        """Send at `rate` per second from a random phase, until start + seconds; a send not
+        acked within `ack_timeout` counts as a TimeoutError."""
         interval = 1.0 / rate
         due = start + random.random() * interval
         end = start + seconds
@@ -141,27 +147,31 @@ class Client:
             sent_ns = time.time_ns()
             if sent_ns / 1e9 >= end:
                 break
-            sends.append(asyncio.ensure_future(self._send_one(sent_ns)))
+            sends.append(asyncio.ensure_future(self._send_one(sent_ns, ack_timeout)))
             due += interval
         if sends:
             await asyncio.gather(*sends)
 
-    async def _send_one(self, sent_ns: int) -> None:
-        self.result.sent += 1
+    async def _send_one(self, sent_ns: int, ack_timeout: float) -> None:
+        # The window this send belongs to: a worker running several windows gives its clients
+        # a fresh result for each, and a late ack must not count in the next one.
+        result = self.result
+        result.sent += 1
         tag = uuid.uuid4().hex[:8]
         text = f"{sent_ns} {tag}"
         try:
             ack = await self.emit("message:send", {"room_id": self.seat.room_id,
-                                                   "client_id": uuid.uuid4().hex, "text": text})
+                                                   "client_id": uuid.uuid4().hex, "text": text},
+                                  timeout=ack_timeout)
         except (TimeoutError, ConnectionError, aiohttp.ClientError) as exc:
             code = type(exc).__name__
         else:
             if ack.get("ok"):
-                self.result.acked += 1
-                self.result.acked_sends.append((tag, self.seat.room_id, sent_ns / 1e9))
+                result.acked += 1
+                result.acked_sends.append((tag, self.seat.room_id, sent_ns / 1e9))
                 return
             code = ack.get("error", {}).get("code", "unknown")
-        self.result.errors[code] = self.result.errors.get(code, 0) + 1
+        result.errors[code] = result.errors.get(code, 0) + 1
 
     async def close(self) -> None:
         self.closing = True
