@@ -1,26 +1,45 @@
-"""The JSON module python-socketio and python-engineio encode and decode packets with:
-msgspec instead of the standard library (each chat message is decoded once and its ack
-encoded once per sender; stdlib json was the largest item of that in `make bench-chat`).
+"""The JSON python-socketio encodes and decodes Hubbub's packets with: msgspec, with the
+standard library as the fallback for what msgspec refuses, so the result is always the
+standard library's (each chat message is decoded once and its ack encoded once; stdlib json was
+the largest item of that in `make bench-chat`).
 
-python-socketio asks for `dumps(obj, separators=...)` and `loads(text)`; the output is the same
-compact JSON. Differences with the standard library, all on input no client should send:
-`NaN`, `Infinity` and numbers beyond a double's range are not JSON and are refused (the frame
-counts as a bad frame, server/gateway/frames.py) instead of becoming floats.
+msgspec refuses a few inputs the standard library accepts: `\\ud800`-style lone surrogates
+(which the gateway then refuses as `invalid`, as before), `NaN`/`Infinity`, numbers beyond a
+double. Those rare packets take the slow path and get the same treatment as ever. One
+difference stays, on output: a non-finite float is written as `null` (JSON has no NaN; the
+standard library's `NaN` would break JSON.parse in a browser).
+
+`GatewayPacket` carries it: python-socketio's Packet class with this JSON, handed to the server
+as its serializer, so no other Socket.IO server or client in the process is affected.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import msgspec
+from socketio import packet
 
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder()
 
 
-def dumps(obj: Any, **_options: Any) -> str:
-    return _encoder.encode(obj).decode()
+class _Json:
+    @staticmethod
+    def dumps(obj: Any, **options: Any) -> str:
+        try:
+            return _encoder.encode(obj).decode()
+        except (TypeError, UnicodeEncodeError, OverflowError):
+            return json.dumps(obj, **options)
+
+    @staticmethod
+    def loads(text: str | bytes, **options: Any) -> Any:
+        try:
+            return _decoder.decode(text)
+        except msgspec.DecodeError:
+            return json.loads(text, **options)
 
 
-def loads(text: str | bytes, **_options: Any) -> Any:
-    return _decoder.decode(text)
+class GatewayPacket(packet.Packet):
+    json = _Json

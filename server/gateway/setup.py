@@ -37,10 +37,10 @@ from protocols.notifications import Notification
 from protocols.posts import Post
 from server.actors_wiring import ACTOR_SYSTEM
 from server.feed.wiring import add_feed_listener
-from server.gateway import json_codec
 from server.gateway.broadcaster import SocketIOBroadcaster, room_of
 from server.gateway.connections import Gateway
 from server.gateway.frames import FrameGuard, GatewayServer
+from server.gateway.json_codec import GatewayPacket
 from server.gateway.limits import MAX_PACKET_BYTES
 from server.gateway.listener_watch import listener_alive, watch_listener
 from server.gateway.manager import LocalManager, RedisManager
@@ -87,7 +87,7 @@ def setup_gateway(app: web.Application) -> socketio.AsyncServer:
         async_mode="aiohttp", client_manager=manager, cors_allowed_origins="*",
         logger=logging.getLogger("socketio.server"),
         engineio_logger=logging.getLogger("engineio.server"),
-        max_http_buffer_size=MAX_PACKET_BYTES, json=json_codec,
+        max_http_buffer_size=MAX_PACKET_BYTES, serializer=GatewayPacket,
     )
     sio.attach(app, socketio_path="socket.io")
     websockets = track_websockets(sio)
