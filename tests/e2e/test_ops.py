@@ -15,7 +15,7 @@ async def test_health_ready_info(http: aiohttp.ClientSession, hubbub: HubbubProc
         assert response.status == 200
         body = await response.json()
         assert body["checks"] == {"database": "ok", "redis": "ok", "cluster": "ok",
-                                  "socketio": "ok"}
+                                  "socketio": "ok", "room_channels": "ok"}
     async with http.get("/info") as response:
         info = await response.json()
         assert info["adapters"]["database"] == "postgres"
