@@ -192,12 +192,12 @@ class RoomActor(Actor):
         self._read[stored.sender_id] = max(self._read.get(stored.sender_id, 0), stored.seq)
         if request.user_id in self._typing:
             await self._stop_typing(request.user_id)  # sending ends "typing..."
-        # Independent of each other, so together; all done before the next message, so
-        # `message:new` still goes out in seq order and a join after it finds it cached.
-        await asyncio.gather(
-            self._best_effort("hot history append", self._ports.history.append(stored)),
-            self._emit("message:new", to_wire(MessageNew(message=stored))),
-            self._notify_offline(stored))
+        # All done before the next message, so `message:new` goes out in seq order and a join
+        # after it finds it cached. One after the other: the history append only queues and
+        # the notification step rarely asks anything (a task each would cost more).
+        await self._best_effort("hot history append", self._ports.history.append(stored))
+        await self._emit("message:new", to_wire(MessageNew(message=stored)))
+        await self._notify_offline(stored)
         return stored
 
     async def _publish_if_unpublished(self, stored: Message) -> None:

@@ -25,6 +25,14 @@ from storage.errors import StorageError
 DEFAULT_RETENTION = 30 * 24 * 3600.0
 _FIELDS = (b"status", b"last_seen_at", b"alive_until")
 _LEGACY_FIELDS = ("sessions",)  # written by earlier versions; dropped on save
+# One command per save (every connected user's actor saves on each heartbeat): KEYS[1] the
+# record; ARGV status, last_seen_at, alive_until, TTL in seconds. One key: Redis Cluster safe.
+_SAVE = """
+redis.call('HSET', KEYS[1], 'status', ARGV[1], 'last_seen_at', ARGV[2], 'alive_until', ARGV[3])
+redis.call('HDEL', KEYS[1], '""" + "', '".join(_LEGACY_FIELDS) + """')
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+return 1
+"""
 _STATUSES: dict[bytes | None, PresenceStatus] = {
     s.encode(): s for s in get_args(PresenceStatus)
 }
@@ -56,23 +64,17 @@ class RedisPresenceStore:
         self._prefix = f"{key_prefix}presence:"
         self._retention = retention
         self._clock = clock
+        self._save = client.register_script(_SAVE)
 
     def _key(self, user_id: str) -> str:
         return self._prefix + user_id
 
     async def save(self, user_id: str, record: PresenceRecord) -> None:
-        key = self._key(user_id)
         ttl = math.ceil(max(0.0, record.alive_until - self._clock()) + self._retention)
         try:
-            async with self._client.pipeline(transaction=True) as pipe:
-                pipe.hset(key, mapping={
-                    "status": record.status,
-                    "last_seen_at": _number(record.last_seen_at),
-                    "alive_until": _number(record.alive_until or None),
-                })
-                pipe.hdel(key, *_LEGACY_FIELDS)
-                pipe.expire(key, ttl)
-                await pipe.execute()
+            await self._save(keys=[self._key(user_id)], args=[
+                record.status, _number(record.last_seen_at),
+                _number(record.alive_until or None), ttl])
         except RedisError as exc:
             raise StorageError(f"presence of {user_id} not saved: {exc}") from exc
 
