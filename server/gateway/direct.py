@@ -74,8 +74,8 @@ class DirectLinks:
             return False
         socket = link.socket
         if (not socket.upgraded or socket.upgrading or socket.closing or socket.closed
-                or not socket.queue.empty() or link.protocol.writing_paused
-                or link.transport.is_closing()):
+                or not socket.queue.empty() or getattr(socket, "writing", False)
+                or link.protocol.writing_paused or link.transport.is_closing()):
             self.queued += 1
             return False
         link.transport.write(frame)

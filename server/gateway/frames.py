@@ -27,6 +27,7 @@ from socketio import packet
 
 from server.gateway.connections import Connection
 from server.gateway.direct import DirectEngineIO
+from server.gateway.engine_socket import adopt
 from server.gateway.limits import TokenBucket
 
 log = logging.getLogger("hubbub.gateway")
@@ -90,6 +91,11 @@ class GatewayServer(socketio.AsyncServer):
     def _engineio_server_class(self) -> type[DirectEngineIO]:
         # Packets to websocket sockets are written to their transport directly.
         return DirectEngineIO
+
+    async def _handle_eio_connect(self, eio_sid: str, environ: Any) -> Any:
+        # The Engine.IO socket exists, its first ping is not scheduled yet: make it ours.
+        adopt(self.eio.sockets.get(eio_sid))
+        return await super()._handle_eio_connect(eio_sid, environ)
 
     async def _handle_eio_message(self, eio_sid: str, data: Any) -> None:
         try:
