@@ -12,6 +12,8 @@ from importlib import resources
 
 import asyncpg
 
+from storage.postgres.pool import holds_session_state
+
 log = logging.getLogger("hubbub.migrate")
 # Any constant shared by every Hubbub process; "hubbub" in ASCII.
 _LOCK_KEY = 0x687562627562
@@ -26,6 +28,7 @@ def migration_files() -> list[tuple[str, str]]:
 
 async def migrate(conn: asyncpg.Connection) -> list[str]:
     """Apply pending migrations; returns the names applied by this call."""
+    holds_session_state(conn)  # a pool connection's release must drop the lock
     await conn.execute("SELECT pg_advisory_lock($1)", _LOCK_KEY)
     try:
         await conn.execute(

@@ -26,6 +26,7 @@ from asyncpg.pool import PoolConnectionProxy
 
 from protocols.events import EventEnvelope
 from storage.postgres.outbox import OUTBOX_CHANNEL
+from storage.postgres.pool import holds_session_state
 
 log = logging.getLogger("hubbub.events.relay")
 
@@ -79,6 +80,7 @@ class PostgresOutboxStore:
                 return True
             await self.resign()
         conn = await self._pool.acquire(timeout=_ACQUIRE_TIMEOUT)
+        holds_session_state(conn)  # its release must drop the lock, LISTEN and SETs
         try:
             if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", self._lock_key):
                 await self._pool.release(conn)

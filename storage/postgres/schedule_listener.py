@@ -16,6 +16,7 @@ from collections.abc import Callable
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
+from storage.postgres.pool import holds_session_state
 from storage.postgres.schedule_rows import SCHEDULE_CHANNEL
 
 log = logging.getLogger("hubbub.scheduling.listener")
@@ -34,6 +35,7 @@ class PostgresScheduleSignals:
     async def listen(self, callback: Callback) -> None:
         await self.close()
         conn = await self._pool.acquire(timeout=_ACQUIRE_TIMEOUT)
+        holds_session_state(conn)  # its release must UNLISTEN
         try:
             await conn.add_listener(self._channel, self._notified)
             conn.add_termination_listener(self._terminated)
