@@ -8,9 +8,10 @@ for every recipient: `text_frame` builds it once and `DirectLinks.write` hands i
 socket's transport, which buffers it in the same call (asyncio transports never block).
 
 Order is kept: a packet goes direct only while nothing of that socket waits in Engine.IO's
-queue (its handshake, a packet queued during an upgrade from polling, ...) and its transport
-is not paused by flow control (Engine.IO's writer may then hold packets it took from the
-queue); otherwise it is queued behind them as before. Polling sockets always use the queue.
+queue (its handshake, a packet queued during an upgrade from polling, ...) or is being written
+from it (`writing`, server/gateway/engine_socket.py), and its transport is not paused by flow
+control (Engine.IO's writer may then hold packets it took from the queue); otherwise it is
+queued behind them as before. Polling sockets always use the queue.
 """
 
 from __future__ import annotations

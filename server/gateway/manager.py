@@ -190,7 +190,9 @@ class FastEmit(AsyncManager):
         args = list(data) if isinstance(data, tuple) else [] if data is None else [data]
         try:
             body = _encode([event, *args]).decode()
-        except TypeError:  # bytes inside: a binary packet
+        except (TypeError, UnicodeEncodeError, OverflowError):
+            # Bytes inside (a binary packet), or what only the standard library encodes (a
+            # lone surrogate, a huge int): python-socketio's path, with GatewayPacket's JSON.
             return None
         # "2": a Socket.IO EVENT; a namespace other than "/" is written before the data.
         return "2" + body if namespace == "/" else f"2{namespace},{body}"

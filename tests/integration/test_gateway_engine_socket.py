@@ -134,3 +134,14 @@ async def test_the_server_closing_a_socket_tells_the_client(rig: Rig) -> None:
         assert seen[-1] == "1"  # Engine.IO CLOSE, then the server closed the websocket
         assert message.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
         assert rig.disconnects == [sid]
+
+
+async def test_what_only_the_standard_library_encodes_still_reaches_the_room(rig: Rig) -> None:
+    async with aiohttp.ClientSession() as session:
+        ws = await joined(session, rig)
+        await rig.sio.emit("tick", {"text": "lone \ud800 surrogate"}, to="lobby")
+        frame = await next_frame(ws)
+        while frame == "2":  # a ping may come first
+            frame = await next_frame(ws)
+        assert frame == '42["tick",{"text":"lone \\ud800 surrogate"}]'
+        await ws.close()

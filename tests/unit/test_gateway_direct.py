@@ -99,3 +99,10 @@ async def test_unknown_or_discarded_sockets_use_the_queue() -> None:
     assert links.write("e1", b"frame") is False
     assert links.write("nobody", b"frame") is False
     assert len(links) == 0 and transport.written == []
+
+
+async def test_a_socket_writing_its_queue_keeps_its_turn() -> None:
+    links, sock, transport, _ = link()
+    sock.writing = True  # type: ignore[attr-defined]  # GatewaySocket's flag
+    assert links.write("e1", b"frame") is False
+    assert transport.written == []
