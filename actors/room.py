@@ -25,7 +25,6 @@ JoinRoom(since_seq) replays at most REPLAY_CAP messages after since_seq, oldest 
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -192,13 +191,17 @@ class RoomActor(Actor):
         self._read[stored.sender_id] = max(self._read.get(stored.sender_id, 0), stored.seq)
         if request.user_id in self._typing:
             await self._stop_typing(request.user_id)  # sending ends "typing..."
-        # All done before the next message, so `message:new` goes out in seq order and a join
-        # after it finds it cached. One after the other: the history append only queues and
-        # the notification step rarely asks anything (a task each would cost more).
-        await self._best_effort("hot history append", self._ports.history.append(stored))
-        await self._emit("message:new", to_wire(MessageNew(message=stored)))
+        await self._cache_and_push(stored)
         await self._notify_offline(stored)
         return stored
+
+    async def _cache_and_push(self, stored: Message) -> None:
+        """Into the hot history, then out to the room; both before the next message, so
+        `message:new` goes out in seq order and a join after it finds it cached. Cached
+        first: a message that was pushed is in the history, which is how a resend after a
+        crash tells a message never pushed (push it now) from one pushed (never twice)."""
+        await self._best_effort("hot history append", self._ports.history.append(stored))
+        await self._emit("message:new", to_wire(MessageNew(message=stored)))
 
     async def _publish_if_unpublished(self, stored: Message) -> None:
         """The hot history and the live push go together: a stored message missing from the
@@ -210,9 +213,7 @@ class RoomActor(Actor):
             return  # cannot tell: a duplicate push is worse than a late one
         if cached and cached[0].seq == stored.seq:
             return
-        await asyncio.gather(
-            self._best_effort("hot history append", self._ports.history.append(stored)),
-            self._emit("message:new", to_wire(MessageNew(message=stored))))
+        await self._cache_and_push(stored)
 
     async def _append_system(self, request: AppendSystemMessage) -> Message:
         if self._room is None:
@@ -229,9 +230,7 @@ class RoomActor(Actor):
         if stored.id != draft.id:
             return stored
         self._last_seq = stored.seq
-        await asyncio.gather(
-            self._best_effort("hot history append", self._ports.history.append(stored)),
-            self._emit("message:new", to_wire(MessageNew(message=stored))))
+        await self._cache_and_push(stored)
         return stored
 
     async def _append(self, draft: Message, member: str | None) -> Message:

@@ -8,22 +8,21 @@ from the oldest end, and push the key's expiry `max_age` ahead, so a quiet room'
 vanishes by itself. Reads also skip entries past `max_age`. Each call names its one key, so it
 works unchanged on Redis Cluster.
 
-Appends are written in the background: `append` queues the message and returns, and a writer
-sends what queued up over LINGER seconds (or MAX_PENDING messages) as one pipeline, one round
-trip for many rooms. The cache is best effort (a reader falls back to Postgres when it finds a
-hole), so a chat message need not wait for Redis before it is pushed; a failed write is
-logged. `after` first waits for the room's queued appends, so a reader sees every earlier
-append that succeeded, and a resend finds its message cached.
+Appends made while earlier ones are on the wire go out together, as one pipeline (one round
+trip for many rooms: after a group commit every room of the batch appends in the same loop
+turn). Each `append` returns once its own entry is written, or raises StorageError: a RoomActor
+caches a message before it pushes it, so a message that was pushed is cached, and the resend
+of one an activation stored but never pushed (a node killed in between) is pushed once, never
+twice. `after` first waits for the room's appends in flight.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import msgspec
 import redis.asyncio as redis
@@ -32,10 +31,9 @@ from redis.exceptions import NoScriptError, RedisError
 from protocols.chat import Message
 from storage.errors import StorageError
 
-log = logging.getLogger("hubbub.storage.chat")
-# Seconds appends gather before they are written together: a pipeline costs redis-py far more
-# than each command in it, and nothing waits for these writes (readers flush first).
-LINGER = 0.05
+# Seconds appends gather before they are written together (0: what queued up during the
+# previous round trip). Each message waits for its own append, so this adds to its latency.
+LINGER = 0.0
 MAX_PENDING = 200  # appends that are written at once, without waiting for LINGER
 
 # KEYS[1]: the room's history. ARGV[1]: seq; ARGV[2]: member; ARGV[3]: max messages;
@@ -65,6 +63,8 @@ class _Append:
     room_id: str
     key: str
     args: tuple[int | bytes, ...]
+    done: asyncio.Future[None] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future())
 
 
 def _created_ms(message: Message) -> int:
@@ -99,14 +99,16 @@ class RedisChatHistory:
 
     async def append(self, message: Message) -> None:
         member = b"%d|%s" % (_created_ms(message), _encoder.encode(message))
-        self._queue.append(_Append(message.room_id, self._key(message.room_id), (
-            message.seq, member, self._max_messages, self._cutoff_ms(), self._max_age_ms)))
+        pending = _Append(message.room_id, self._key(message.room_id), (
+            message.seq, member, self._max_messages, self._cutoff_ms(), self._max_age_ms))
+        self._queue.append(pending)
         if len(self._queue) >= MAX_PENDING:
             self._full.set()
         if self._writer is None:
             loop = asyncio.get_running_loop()
             self._round = loop.create_future()
             self._writer = loop.create_task(self._drain(), name="chat:history-writer")
+        await pending.done
 
     async def flush(self, room_id: str | None = None) -> None:
         """Wait until the appends queued so far (of `room_id`, or all) are written."""
@@ -130,7 +132,7 @@ class RedisChatHistory:
         loop = asyncio.get_running_loop()
         try:
             while self._queue:
-                if not self._full.is_set():
+                if self._linger > 0 and not self._full.is_set():
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._full.wait(), self._linger)
                 self._full.clear()
@@ -158,11 +160,17 @@ class RedisChatHistory:
                 results = await self._pipeline(batch)
         except (RedisError, OSError) as exc:
             results = [exc] * len(batch)
-        failed = [r for r in results if isinstance(r, Exception)]
-        if failed:
-            self.failures += len(failed)
-            log.warning("chat history: %d of %d appends not written: %s", len(failed),
-                        len(batch), failed[0])
+        failed = 0
+        for pending, result in zip(batch, results, strict=True):
+            if isinstance(result, Exception):
+                failed += 1
+                if not pending.done.done():
+                    error = StorageError(f"chat history unavailable: {result}")
+                    error.__cause__ = result
+                    pending.done.set_exception(error)
+            elif not pending.done.done():
+                pending.done.set_result(None)
+        self.failures += failed
 
     async def _pipeline(self, batch: list[_Append]) -> list[object]:
         async with self._client.pipeline(transaction=False) as pipe:
