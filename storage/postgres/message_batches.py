@@ -45,7 +45,7 @@ log = logging.getLogger("hubbub.storage.chat")
 MAX_BATCH = 500  # messages per statement; more wait for the next round trip
 LINGER = 0.003  # seconds a batch waits for company while messages stream in
 STREAM_WINDOW = 0.02  # ...that is, when the previous batch ended less than this ago
-IDLE_RELEASE = 1.0  # seconds without messages before the connection goes back to the pool
+IDLE_RELEASE = 0.25  # seconds without messages before the connection goes back to the pool
 _SEQ_KEY = "messages_room_seq_key"
 
 # $1..$8: the messages, column by column; $9..$11: their `message.sent` envelopes (event id,
