@@ -13,13 +13,12 @@ trip for many rooms: after a group commit every room of the batch appends in the
 turn). Each `append` returns once its own entry is written, or raises StorageError: a RoomActor
 caches a message before it pushes it, so a message that was pushed is cached, and the resend
 of one an activation stored but never pushed (a node killed in between) is pushed once, never
-twice. `after` first waits for the room's appends in flight.
+twice.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -31,10 +30,7 @@ from redis.exceptions import NoScriptError, RedisError
 from protocols.chat import Message
 from storage.errors import StorageError
 
-# Seconds appends gather before they are written together (0: what queued up during the
-# previous round trip). Each message waits for its own append, so this adds to its latency.
-LINGER = 0.0
-MAX_PENDING = 200  # appends that are written at once, without waiting for LINGER
+MAX_PENDING = 200  # appends per pipeline; more wait for the next round trip
 
 # KEYS[1]: the room's history. ARGV[1]: seq; ARGV[2]: member; ARGV[3]: max messages;
 # ARGV[4]: cutoff (unix ms; older entries go); ARGV[5]: key expiry (ms).
@@ -60,7 +56,6 @@ _decoder = msgspec.json.Decoder(Message)
 
 @dataclass(slots=True)
 class _Append:
-    room_id: str
     key: str
     args: tuple[int | bytes, ...]
     done: asyncio.Future[None] = field(
@@ -74,7 +69,7 @@ def _created_ms(message: Message) -> int:
 class RedisChatHistory:
     def __init__(self, client: redis.Redis, key_prefix: str, *, max_messages: int = 1000,
                  max_age: float = 7 * 24 * 3600,
-                 clock: Callable[[], float] = time.time, linger: float = LINGER) -> None:
+                 clock: Callable[[], float] = time.time) -> None:
         if max_messages < 1 or max_age <= 0:
             raise ValueError("max_messages and max_age must be positive")
         self._client = client
@@ -83,12 +78,8 @@ class RedisChatHistory:
         self._max_age_ms = int(max_age * 1000)
         self._clock = clock  # wall clock: compared with the messages' created_at
         self._script = client.register_script(_APPEND)
-        self._linger = linger
         self._queue: list[_Append] = []
         self._writer: asyncio.Task[None] | None = None
-        self._full = asyncio.Event()  # MAX_PENDING reached: write without lingering
-        self._in_flight: set[str] = set()  # rooms whose appends are being written
-        self._round: asyncio.Future[None] | None = None  # the writer's current round
         self.failures = 0  # appends lost to a Redis failure (tests, metrics)
 
     def _key(self, room_id: str) -> str:
@@ -99,54 +90,25 @@ class RedisChatHistory:
 
     async def append(self, message: Message) -> None:
         member = b"%d|%s" % (_created_ms(message), _encoder.encode(message))
-        pending = _Append(message.room_id, self._key(message.room_id), (
+        pending = _Append(self._key(message.room_id), (
             message.seq, member, self._max_messages, self._cutoff_ms(), self._max_age_ms))
         self._queue.append(pending)
-        if len(self._queue) >= MAX_PENDING:
-            self._full.set()
         if self._writer is None:
-            loop = asyncio.get_running_loop()
-            self._round = loop.create_future()
-            self._writer = loop.create_task(self._drain(), name="chat:history-writer")
+            self._writer = asyncio.get_running_loop().create_task(
+                self._drain(), name="chat:history-writer")
         await pending.done
-
-    async def flush(self, room_id: str | None = None) -> None:
-        """Wait until the appends queued so far (of `room_id`, or all) are written."""
-        while self._writer is not None:
-            queued = any(a.room_id == room_id for a in self._queue) if room_id is not None \
-                else bool(self._queue)
-            flying = room_id in self._in_flight if room_id is not None \
-                else bool(self._in_flight)
-            if not queued and not flying:
-                return
-            if queued:
-                self._full.set()  # a reader is waiting: no lingering
-            assert self._round is not None  # set whenever a writer runs
-            await asyncio.shield(self._round)
 
     async def close(self) -> None:
         """Write what is queued (shutdown)."""
-        await self.flush()
+        if self._writer is not None:
+            await asyncio.shield(self._writer)
 
     async def _drain(self) -> None:
-        loop = asyncio.get_running_loop()
         try:
             while self._queue:
-                if self._linger > 0 and not self._full.is_set():
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._full.wait(), self._linger)
-                self._full.clear()
-                batch, self._queue = self._queue, []
-                self._in_flight = {a.room_id for a in batch}
-                try:
-                    await self._write(batch)
-                finally:
-                    self._in_flight = set()
-                    # `_round` resolves once its batch is written (what `flush` waits for);
-                    # appends queued meanwhile belong to the next one.
-                    done, self._round = self._round, loop.create_future()
-                    if done is not None:
-                        done.set_result(None)
+                batch = self._queue[:MAX_PENDING]
+                del self._queue[:MAX_PENDING]
+                await self._write(batch)
         finally:
             self._writer = None
 
@@ -181,7 +143,6 @@ class RedisChatHistory:
     async def after(self, room_id: str, after_seq: int, limit: int) -> list[Message]:
         if limit < 1:
             return []
-        await self.flush(room_id)
         try:
             members = await self._client.zrange(self._key(room_id), f"({after_seq}", "+inf",
                                                 byscore=True, offset=0, num=limit)
