@@ -68,7 +68,9 @@ class OutboxStore(Protocol):
         ...
 
     async def pending(self, limit: int) -> list[tuple[int, EventEnvelope]]:
-        """Up to `limit` unpublished events as (seq, envelope), in seq order."""
+        """The unpublished events of up to `limit` outbox rows as (seq, envelope), in seq
+        order. A row may hold several events committed together (they share its seq), so
+        there may be more than `limit` of them."""
         ...
 
     async def mark_published(self, seqs: Sequence[int]) -> None:

@@ -151,8 +151,8 @@ class OutboxRelay:
                 await self._store.mark_published([seq for seq, _ in rows])
                 if self._metrics:
                     self._metrics.published(events)
-            if len(rows) == options.batch_size:
-                continue  # more are waiting: no need for a wake-up
+            if len(rows) >= options.batch_size:
+                continue  # more may be waiting: no need for a wake-up
             self.state = "waiting"
             await until_stopped(self._store.wait_for_events(options.poll_interval),
                                 self._stopping)

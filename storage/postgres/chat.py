@@ -2,8 +2,9 @@
 read positions) and MessageNotifier (`message` notifications for offline members).
 
 Appends go through the node's MessageBatcher (storage/postgres/message_batches.py): one
-statement per batch of messages (group commit) inserts them, moves rooms.last_seq /
-last_activity_at and the senders' read positions, and writes their `message.sent` events.
+statement per batch of messages (group commit) inserts them and writes their `message.sent`
+events; rooms.last_seq / last_activity_at and the senders' read positions follow behind
+(storage/postgres/room_positions.py), and `load` repairs them first when they lag.
 UNIQUE (room_id, seq) is the fence against a second activation of the room;
 UNIQUE (room_id, sender_id, client_id) makes resends find the first message.
 """
@@ -19,19 +20,24 @@ from protocols.chat import Message
 from protocols.ids import new_id
 from protocols.room_messages import RoomMember, RoomState
 from storage.postgres.message_batches import MessageBatcher
+from storage.postgres.room_positions import READ_POSITION, repair
 
 MESSAGE_COLUMNS = "id, room_id, seq, sender_id, text, client_id, created_at, kind"
 # Characters of the message text a `message` notification carries as a preview.
 PREVIEW_CHARS = 140
 
 _LOAD_ROOM = """
-SELECT id, kind, name, created_at,
+SELECT id, kind, name, created_at, last_seq AS stored_seq,
        COALESCE((SELECT max(seq) FROM messages WHERE room_id = $1), 0) AS last_seq
 FROM rooms WHERE id = $1
 """
-_LOAD_MEMBERS = """
-SELECT user_id, role, last_read_seq FROM room_members WHERE room_id = $1
-ORDER BY joined_at, user_id
+# A sender has read the room up to their own newest message, also while that position is
+# still to be written behind (storage/postgres/room_positions.py).
+_LOAD_MEMBERS = f"""
+SELECT rm.user_id, rm.role, {READ_POSITION} AS last_read_seq
+FROM room_members rm JOIN rooms r ON r.id = rm.room_id
+WHERE rm.room_id = $1
+ORDER BY rm.joined_at, rm.user_id
 """
 _BY_CLIENT_ID = f"""
 SELECT {MESSAGE_COLUMNS} FROM messages
@@ -83,13 +89,17 @@ class PostgresRoomStore:
         self._batches = batches or MessageBatcher(pool)
 
     async def load(self, room_id: str) -> RoomState | None:
-        async with self._pool.acquire() as conn, conn.transaction(readonly=True,
-                                                                  isolation="repeatable_read"):
-            # One snapshot: the members and last_seq agree with each other.
-            room = await conn.fetchrow(_LOAD_ROOM, room_id)
-            if room is None:
-                return None
-            members = await conn.fetch(_LOAD_MEMBERS, room_id)
+        async with self._pool.acquire() as conn:
+            async with conn.transaction(readonly=True, isolation="repeatable_read"):
+                # One snapshot: the members and last_seq agree with each other.
+                room = await conn.fetchrow(_LOAD_ROOM, room_id)
+                if room is None:
+                    return None
+                members = await conn.fetch(_LOAD_MEMBERS, room_id)
+            if room["stored_seq"] < room["last_seq"]:
+                # Positions written behind lag (not flushed yet, or never: a node was killed
+                # before its flush): write them now, before the room takes new messages.
+                await repair(conn, room_id)
         return RoomState(
             id=room["id"], kind=room["kind"], name=room["name"], created_at=room["created_at"],
             last_seq=room["last_seq"],

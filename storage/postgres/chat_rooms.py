@@ -17,25 +17,34 @@ import asyncpg
 from protocols.chat import Room
 from protocols.ids import new_id
 from storage.postgres.chat import message_from_row
+from storage.postgres.room_positions import READ_POSITION
 
 RoomPageKey = tuple[datetime, str]
 
-_ROOM_VIEW = """
-SELECT r.id, r.kind, r.name, r.created_at, r.last_seq, r.last_activity_at, me.last_read_seq,
-       ARRAY(SELECT rm.user_id FROM room_members rm WHERE rm.room_id = r.id
-             ORDER BY rm.joined_at, rm.user_id) AS member_ids,
-       m.id AS m_id, m.room_id AS m_room_id, m.seq AS m_seq, m.sender_id AS m_sender_id,
-       m.text AS m_text, m.client_id AS m_client_id, m.created_at AS m_created_at,
-       m.kind AS m_kind
-FROM room_members me
-JOIN rooms r ON r.id = me.room_id
-LEFT JOIN messages m ON m.room_id = r.id AND m.seq = r.last_seq
-WHERE me.user_id = $1
+# The last message is read from the messages themselves, and the viewer's read position
+# counts their own newest message: both are exact although rooms.last_seq / last_activity_at
+# and read positions are written behind the messages (storage/postgres/room_positions.py).
+_ROOM_VIEW = f"""
+SELECT * FROM (
+    SELECT r.id, r.kind, r.name, r.created_at, COALESCE(m.seq, 0) AS last_seq,
+           GREATEST(r.last_activity_at, m.created_at) AS last_activity_at,
+           {READ_POSITION} AS last_read_seq,
+           ARRAY(SELECT rm.user_id FROM room_members rm WHERE rm.room_id = r.id
+                 ORDER BY rm.joined_at, rm.user_id) AS member_ids,
+           m.id AS m_id, m.room_id AS m_room_id, m.seq AS m_seq, m.sender_id AS m_sender_id,
+           m.text AS m_text, m.client_id AS m_client_id, m.created_at AS m_created_at,
+           m.kind AS m_kind
+    FROM room_members rm
+    JOIN rooms r ON r.id = rm.room_id
+    LEFT JOIN LATERAL (SELECT * FROM messages WHERE room_id = r.id ORDER BY seq DESC LIMIT 1)
+        m ON true
+    WHERE rm.user_id = $1 {{room}}
+) v
 """
-_ONE_ROOM = _ROOM_VIEW + " AND r.id = $2"
-_FIRST_PAGE = _ROOM_VIEW + " ORDER BY r.last_activity_at DESC, r.id DESC LIMIT $2"
-_NEXT_PAGE = (_ROOM_VIEW + " AND (r.last_activity_at, r.id) < ($3, $4::uuid)"
-              " ORDER BY r.last_activity_at DESC, r.id DESC LIMIT $2")
+_ONE_ROOM = _ROOM_VIEW.format(room="AND r.id = $2")
+_FIRST_PAGE = _ROOM_VIEW.format(room="") + " ORDER BY last_activity_at DESC, id DESC LIMIT $2"
+_NEXT_PAGE = (_ROOM_VIEW.format(room="") + " WHERE (last_activity_at, id) < ($3, $4::uuid)"
+              " ORDER BY last_activity_at DESC, id DESC LIMIT $2")
 _BLOCKS = """
 SELECT blocker_id, blocked_id FROM blocks
 WHERE (blocker_id = ANY($1::uuid[]) AND blocked_id = ANY($2::uuid[]))

@@ -4,9 +4,10 @@ message appended on this node while the previous batch was being written.
 A RoomActor awaits its message's batch before it acknowledges, pushes or caches the message,
 so "acked" still means "committed"; only the commit is shared. Rooms are independent in a
 batch: the statement inserts each message (UNIQUE (room_id, sender_id, client_id) turns a
-resend into "not inserted"), moves each room's last_seq and each sender's read position to
-their highest seq, and writes each inserted message's `message.sent` event to the outbox,
-all in the one implicit transaction of the statement.
+resend into "not inserted") and writes the inserted messages' `message.sent` events to the
+outbox (one row for the batch), all in the one implicit transaction of the statement. The
+rooms' last_seq and the senders' read positions follow within POSITIONS_DELAY, written
+behind (storage/postgres/room_positions.py says why and how readers stay exact).
 
 When a batch breaks a constraint (a seq taken by a second activation of a room during a
 cluster view change, a room deleted meanwhile), no message of it was stored; each is then
@@ -16,12 +17,12 @@ batch: none is acked, each caller sees the error.
 
 A batch is what queued up during the previous round trip, and, while messages stream in
 (the previous batch ended less than STREAM_WINDOW ago), during LINGER more: one statement
-costs Postgres about 0.7 ms of CPU whether it carries one message or ten (measured: 700 us per
-message alone, 140 us each in tens), so a few milliseconds of waiting at a steady rate buy most
-of the saving. A quiet node writes each message at once. The batcher keeps its
-pool connection while messages keep coming (giving it back after each batch would add
-asyncpg's reset query, as costly as the batch), and hands it back after IDLE_RELEASE seconds
-without messages or after any failure.
+costs Postgres about 0.4 ms of CPU (user + system, commit included) alone and 0.1 ms more
+for each further message (measured on a 2-core machine), so a few milliseconds of waiting
+at a steady rate buy most of the saving. A quiet node writes each message at once. The
+batcher keeps its pool connection while messages keep coming (giving it back after each
+batch would add asyncpg's reset query, as costly as the batch), and hands it back after
+IDLE_RELEASE seconds without messages (once the positions are written) or after any failure.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from protocols.chat import Message
 from protocols.events import MessageSent, envelope
 from protocols.room_messages import SeqTaken
 from storage.postgres.outbox import OUTBOX_CHANNEL
+from storage.postgres.room_positions import POSITIONS_DELAY, PendingPositions, flush
 
 log = logging.getLogger("hubbub.storage.chat")
 
@@ -46,12 +48,15 @@ MAX_BATCH = 500  # messages per statement; more wait for the next round trip
 LINGER = 0.003  # seconds a batch waits for company while messages stream in
 STREAM_WINDOW = 0.02  # ...that is, when the previous batch ended less than this ago
 IDLE_RELEASE = 0.25  # seconds without messages before the connection goes back to the pool
+MAX_FLUSH_PAUSE = 5.0  # seconds between two tries to write the positions while Postgres fails
 _SEQ_KEY = "messages_room_seq_key"
 
 # $1..$8: the messages, column by column; $9..$11: their `message.sent` envelopes (event id,
-# key, JSON); $12, $13: the event's topic and type. The final SELECT reads `wake` so that its
-# pg_notify runs (a SELECT-only CTE runs only when referenced), once per batch that stored
-# anything; NOTIFY is delivered on commit.
+# key, JSON); $12, $13: the event's topic and type. The inserted messages' events go to the
+# outbox as ONE row (a JSON array; the relay publishes each event with its own key): a row per
+# message cost an insert here and an update in the relay each. The final SELECT reads `wake`
+# so that its pg_notify runs (a SELECT-only CTE runs only when referenced), once per batch
+# that stored anything; NOTIFY is delivered on commit.
 _APPEND_BATCH = f"""
 WITH input AS (
     SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::bigint[], $4::uuid[], $5::text[],
@@ -63,21 +68,14 @@ WITH input AS (
     INSERT INTO messages (id, room_id, seq, sender_id, client_id, text, kind, created_at)
     SELECT id, room_id, seq, sender_id, client_id, text, kind, created_at FROM input
     ON CONFLICT ON CONSTRAINT messages_client_key DO NOTHING
-    RETURNING id, room_id, seq, sender_id, created_at
-), room AS (
-    UPDATE rooms r SET last_seq = m.seq,
-                       last_activity_at = GREATEST(r.last_activity_at, m.created_at)
-    FROM (SELECT room_id, max(seq) AS seq, max(created_at) AS created_at
-          FROM msg GROUP BY room_id) m
-    WHERE r.id = m.room_id AND r.last_seq < m.seq
-), reader AS (
-    UPDATE room_members rm SET last_read_seq = m.seq
-    FROM (SELECT room_id, sender_id, max(seq) AS seq FROM msg GROUP BY room_id, sender_id) m
-    WHERE rm.room_id = m.room_id AND rm.user_id = m.sender_id AND rm.last_read_seq < m.seq
+    RETURNING id
 ), events AS (
     INSERT INTO outbox (event_id, topic, key, type, envelope)
-    SELECT i.event_id, $12, i.event_key, $13, i.event::jsonb
+    SELECT (array_agg(i.event_id ORDER BY i.room_id, i.seq))[1], $12,
+           (array_agg(i.event_key ORDER BY i.room_id, i.seq))[1], $13,
+           jsonb_agg(i.event::jsonb ORDER BY i.room_id, i.seq)
     FROM input i JOIN msg USING (id)
+    HAVING count(*) > 0
 ), wake AS (
     SELECT pg_notify('{OUTBOX_CHANNEL}', '') FROM (SELECT 1 FROM msg LIMIT 1) stored
 )
@@ -98,17 +96,24 @@ class MessageBatcher:
     False when its (room, sender, client_id) was stored before (a resend)."""
 
     def __init__(self, pool: asyncpg.Pool, *, max_batch: int = MAX_BATCH,
-                 linger: float = LINGER) -> None:
-        if max_batch < 1 or linger < 0:
-            raise ValueError("max_batch must be positive and linger not negative")
+                 linger: float = LINGER, positions_delay: float = POSITIONS_DELAY) -> None:
+        if max_batch < 1 or linger < 0 or positions_delay < 0:
+            raise ValueError("max_batch must be positive, linger and positions_delay not "
+                             "negative")
         self._linger = linger
         self._last_batch_end: float | None = None  # loop time
         self._pool = pool
         self._max_batch = max_batch
         self._queue: list[_Pending] = []
-        self._writer: asyncio.Task[None] | None = None
+        self._writer: asyncio.Task[None] | None = None  # the one user of the connection
         self._conn: Any = None  # the pool connection the batches go through, once taken
-        self._idle: asyncio.TimerHandle | None = None  # gives the connection back
+        # Rooms' and senders' positions of committed messages, not written yet; due at
+        # `_positions_due` (loop time), POSITIONS_DELAY after the first of them was noted.
+        self._positions = PendingPositions()
+        self._positions_delay = positions_delay
+        self._positions_due = 0.0
+        self._flush_failures = 0  # in a row
+        self._timer: asyncio.TimerHandle | None = None  # positions due, or the idle release
         self._releasing: set[asyncio.Task[None]] = set()
         self.batches = 0  # statements written (metrics, tests)
         self.messages = 0  # messages they carried
@@ -117,21 +122,25 @@ class MessageBatcher:
         pending = _Pending(message)
         self._queue.append(pending)
         if self._writer is None:
-            if self._idle is not None:
-                self._idle.cancel()
-                self._idle = None
+            self._cancel_timer()
             self._writer = asyncio.get_running_loop().create_task(
-                self._drain(), name="chat:group-commit")
+                self._run(), name="chat:group-commit")
         return await pending.done
 
     async def close(self) -> None:
-        """Wait for what is queued to be written (shutdown), then give the connection back."""
+        """Wait for what is queued to be written (shutdown), write the positions noted, then
+        give the connection back."""
         if self._writer is not None:
             await asyncio.shield(self._writer)
-        if self._idle is not None:
-            self._idle.cancel()
-            self._idle = None
+        self._cancel_timer()
+        if self._positions:
+            await self._flush_positions()
         await self._release()
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
     async def _connection(self) -> Any:
         if self._conn is None or self._conn.is_closed():
@@ -145,9 +154,12 @@ class MessageBatcher:
             with contextlib.suppress(Exception):  # a dead connection: the pool replaces it
                 await self._pool.release(conn)
 
-    async def _drain(self) -> None:
+    async def _run(self, flush_first: bool = False) -> None:
+        """The writer: the positions when due, then every queued batch."""
         loop = asyncio.get_running_loop()
         try:
+            if flush_first:
+                await self._flush_positions()
             while self._queue:
                 last = self._last_batch_end
                 if self._linger and last is not None and len(self._queue) < self._max_batch \
@@ -157,18 +169,62 @@ class MessageBatcher:
                 del self._queue[:self._max_batch]
                 await self._write_batch(batch)
                 self._last_batch_end = loop.time()
+                if self._positions and loop.time() >= self._positions_due:
+                    await self._flush_positions()
         finally:
             self._writer = None
-            if self._conn is not None:
-                self._idle = asyncio.get_running_loop().call_later(IDLE_RELEASE,
-                                                                   self._release_idle)
+            self._arm_timer()
 
-    def _release_idle(self) -> None:
-        self._idle = None
-        if self._writer is None:
-            task = asyncio.get_running_loop().create_task(self._release())
-            self._releasing.add(task)
-            task.add_done_callback(self._releasing.discard)
+    def _arm_timer(self) -> None:
+        """Once the writer is done: flush the positions when due, else give the connection
+        back after IDLE_RELEASE seconds without messages."""
+        loop = asyncio.get_running_loop()
+        if self._positions:
+            delay = max(0.0, self._positions_due - loop.time())
+        elif self._conn is not None:
+            delay = IDLE_RELEASE
+        else:
+            return
+        self._timer = loop.call_later(delay, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        if self._writer is not None:
+            return  # it arms the timer again when it ends
+        loop = asyncio.get_running_loop()
+        if self._positions:
+            self._writer = loop.create_task(self._run(flush_first=True),
+                                            name="chat:positions")
+            return
+        task = loop.create_task(self._release())
+        self._releasing.add(task)
+        task.add_done_callback(self._releasing.discard)
+
+    async def _flush_positions(self) -> None:
+        taken = self._positions.take()
+        try:
+            await flush(await self._connection(), taken)
+        except Exception:
+            await self._release()  # the connection may be broken
+            if self._pool.is_closing():
+                log.warning("room positions not written: the pool is closed (loads repair "
+                            "them from the messages)")
+                return
+            # Loads repair from the messages meanwhile; retry with a growing pause.
+            self._flush_failures += 1
+            pause = min(MAX_FLUSH_PAUSE, self._positions_delay * 2 ** self._flush_failures)
+            log.warning("room positions not written; retrying in %.1f s", pause,
+                        exc_info=True)
+            self._positions.restore(taken)
+            self._positions_due = asyncio.get_running_loop().time() + pause
+            return
+        self._flush_failures = 0
+
+    def _noted(self, messages: list[Message]) -> None:
+        if not self._positions:
+            self._positions_due = asyncio.get_running_loop().time() + self._positions_delay
+        for message in messages:
+            self._positions.note(message)
 
     async def _write_batch(self, batch: list[_Pending]) -> None:
         try:
@@ -193,6 +249,7 @@ class MessageBatcher:
             return
         self.batches += 1
         self.messages += len(batch)
+        self._noted([p.message for p in batch if p.message.id in stored])
         for pending in batch:
             if not pending.done.done():
                 pending.done.set_result(pending.message.id in stored)

@@ -44,7 +44,8 @@ WHERE published_at IS NULL ORDER BY seq LIMIT $1
 """
 _MARK = "UPDATE outbox SET published_at = now() WHERE seq = ANY($1::bigint[])"
 _BACKLOG = """
-SELECT count(*) AS pending,
+SELECT COALESCE(sum(CASE WHEN jsonb_typeof(envelope) = 'array'
+                         THEN jsonb_array_length(envelope) ELSE 1 END), 0)::bigint AS pending,
        COALESCE(EXTRACT(EPOCH FROM now() - min(created_at)), 0)::float8 AS oldest
 FROM outbox WHERE published_at IS NULL
 """
@@ -59,7 +60,9 @@ DELETE FROM processed_events p USING (
     ORDER BY processed_at LIMIT $2) d
 WHERE p.consumer = d.consumer AND p.event_id = d.event_id
 """
-_envelope = msgspec.json.Decoder(EventEnvelope)
+# A row holds one event, or an array of events committed together (a batch of chat
+# messages, storage/postgres/message_batches.py); each event keeps its own key.
+_envelopes = msgspec.json.Decoder(EventEnvelope | list[EventEnvelope])
 
 
 class LeadershipLost(Exception):
@@ -125,7 +128,14 @@ class PostgresOutboxStore:
 
     async def pending(self, limit: int) -> list[tuple[int, EventEnvelope]]:
         rows = await self._leader().fetch(_PENDING, limit)
-        return [(row["seq"], _envelope.decode(row["envelope"])) for row in rows]
+        events: list[tuple[int, EventEnvelope]] = []
+        for row in rows:
+            decoded = _envelopes.decode(row["envelope"])
+            if isinstance(decoded, list):
+                events.extend((row["seq"], event) for event in decoded)
+            else:
+                events.append((row["seq"], decoded))
+        return events
 
     async def mark_published(self, seqs: Sequence[int]) -> None:
         if seqs:

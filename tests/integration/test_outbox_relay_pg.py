@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import asyncpg
+import msgspec
 import pytest
 import pytest_asyncio
 
@@ -100,6 +101,29 @@ async def test_committed_events_are_published_in_seq_order(
         " ORDER BY seq", expected)
     assert [r["event_id"] for r in rows] == expected
     assert all(r["published_at"] is not None for r in rows)
+
+
+async def test_a_row_holding_several_events_publishes_each_and_counts_each(
+        pool: asyncpg.Pool) -> None:
+    """Chat batches write their events as one row holding a JSON array."""
+    store = PostgresOutboxStore(pool)
+    assert await store.try_lead()
+    batch = [user_event(), user_event(), user_event()]
+    try:
+        await pool.execute(
+            "INSERT INTO outbox (event_id, topic, key, type, envelope)"
+            " VALUES ($1, 'hubbub.users', $2, 'user.created', $3::text::jsonb)",
+            batch[0].id, batch[0].key, msgspec.json.encode(batch).decode())
+        pending, _ = await store.backlog()
+        assert pending == 3
+        events = await store.pending(10)
+        assert [event.id for _, event in events] == [e.id for e in batch]
+        assert len({seq for seq, _ in events}) == 1
+        await store.mark_published([seq for seq, _ in events])
+        assert await store.pending(10) == []
+    finally:
+        await pool.execute("UPDATE outbox SET published_at = now() WHERE published_at IS NULL")
+        await store.resign()
 
 
 async def test_a_rolled_back_transaction_publishes_nothing(

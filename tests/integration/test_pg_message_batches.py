@@ -61,9 +61,19 @@ async def batchers(db_pool: asyncpg.Pool) -> AsyncIterator[Callable[[], MessageB
 
 
 async def outbox_count(pool: asyncpg.Pool, message_ids: list[str]) -> int:
+    """`message.sent` events of these messages in the outbox (a batch's share one row)."""
     return await pool.fetchval(
-        "SELECT count(*) FROM outbox WHERE type = 'message.sent' "
-        "AND envelope -> 'data' ->> 'message_id' = ANY($1::text[])", message_ids)
+        "SELECT count(*) FROM outbox o, jsonb_array_elements(o.envelope) e "
+        "WHERE o.type = 'message.sent' AND e -> 'data' ->> 'message_id' = ANY($1::text[])",
+        message_ids)
+
+
+async def positions(pool: asyncpg.Pool, room_id: str, user_id: str) -> tuple[int, int]:
+    """(rooms.last_seq, the user's last_read_seq) as stored."""
+    row = await pool.fetchrow(
+        "SELECT r.last_seq, rm.last_read_seq FROM rooms r JOIN room_members rm "
+        "ON rm.room_id = r.id WHERE r.id = $1 AND rm.user_id = $2", room_id, user_id)
+    return row["last_seq"], row["last_read_seq"]
 
 
 async def test_messages_appended_together_share_one_commit(db_pool: asyncpg.Pool,
@@ -80,12 +90,13 @@ async def test_messages_appended_together_share_one_commit(db_pool: asyncpg.Pool
     for room, message in zip(rooms, messages, strict=True):
         # Committed by the time append answered: visible on another connection.
         assert await stored(db_pool, room) == [(1, message.client_id)]
-        assert await db_pool.fetchval("SELECT last_seq FROM rooms WHERE id = $1", room) == 1
+    # Their four events in one outbox row.
     assert await outbox_count(db_pool, [m.id for m in messages]) == 4
-    sender_read = await db_pool.fetchval(
-        "SELECT last_read_seq FROM room_members WHERE room_id = $1 AND user_id = $2",
-        rooms[0], users[0])
-    assert sender_read == 1
+    assert await db_pool.fetchval("SELECT count(*) FROM outbox WHERE type = 'message.sent'"
+                                  " AND jsonb_array_length(envelope) = 4") == 1
+    await batcher.close()  # writes the positions noted (else within POSITIONS_DELAY)
+    for i, room in enumerate(rooms):
+        assert await positions(db_pool, room, users[i % 3]) == (1, 1)
 
 
 async def test_a_taken_seq_fails_only_its_own_message(db_pool: asyncpg.Pool,
@@ -106,6 +117,53 @@ async def test_a_taken_seq_fails_only_its_own_message(db_pool: asyncpg.Pool,
     assert await stored(db_pool, other) == [(1, bystander.client_id)]
     assert await outbox_count(db_pool, [loser.id]) == 0
     assert await outbox_count(db_pool, [bystander.id]) == 1
+    await batcher.close()
+    assert await positions(db_pool, contested, users[1]) == (1, 0)  # the loser moved nothing
+    assert await positions(db_pool, other, users[1]) == (1, 1)
+
+
+async def test_positions_follow_within_the_delay(db_pool: asyncpg.Pool,
+        batchers: Callable[[], MessageBatcher]) -> None:
+    users = await add_users(db_pool, 2)
+    room = await new_room(db_pool, users)
+    batcher = MessageBatcher(db_pool, positions_delay=0.05)
+    try:
+        assert await batcher.append(draft(room, 1, users[1], "a")) is True
+        assert await batcher.append(draft(room, 2, users[1], "b")) is True
+        # Written by the batcher's own timer, not by close(): poll until then (bounded).
+        deadline = asyncio.get_running_loop().time() + 5.0
+        while await positions(db_pool, room, users[1]) != (2, 2):
+            assert asyncio.get_running_loop().time() < deadline, "positions never written"
+            await asyncio.sleep(0.01)
+    finally:
+        await batcher.close()
+
+
+async def test_a_room_whose_positions_were_never_written_is_repaired_on_load(
+        db_pool: asyncpg.Pool) -> None:
+    """A node killed before its flush: the next load of the room writes what it lost, and
+    room views and loads are exact before that."""
+    users = await add_users(db_pool, 2)
+    room = await new_room(db_pool, users)
+    lost = MessageBatcher(db_pool, positions_delay=3600)  # its flush never comes in time
+    try:
+        for seq, sender in ((1, users[0]), (2, users[1]), (3, users[0])):
+            assert await lost.append(draft(room, seq, sender, f"m{seq}")) is True
+        assert await positions(db_pool, room, users[0]) == (0, 0)
+        view = await PostgresRoomDirectory(db_pool).room(room, users[1])
+        assert view is not None and view.last_seq == 3 and view.unread_count == 1
+        assert view.last_message is not None and view.last_message.seq == 3
+
+        state = await PostgresRoomStore(db_pool, MessageBatcher(db_pool)).load(room)
+
+        assert state is not None and state.last_seq == 3
+        assert {m.user_id: m.last_read_seq for m in state.members} == {users[0]: 3,
+                                                                       users[1]: 2}
+        assert await positions(db_pool, room, users[0]) == (3, 3)
+        assert await positions(db_pool, room, users[1]) == (3, 2)
+    finally:
+        lost._positions.take()  # the "killed" node's flush never happens
+        await lost.close()
 
 
 async def test_a_message_breaking_a_constraint_fails_alone(db_pool: asyncpg.Pool,
