@@ -10,7 +10,9 @@ plus a wait_for around the read. Hubbub writes its packets straight to the trans
 - the queue gets a writer task only while something is queued (the handshake, a packet that
   met a transport paused by flow control), which ends once the queue is empty; while it runs,
   direct writes wait their turn (`writing`), so the order of packets never changes;
-- frames are read with aiohttp's own receive timeout, in the handler's own task.
+- frames are read with aiohttp's own receive timeout, in the handler's own task;
+- a client event for "/" (`42[...]`, nearly all of the traffic) is parsed once and handled
+  by server/gateway/inbound.py, skipping python-engineio's and python-socketio's layers.
 
 The protocol is python-engineio's (4.x): the same packets, ping timeouts and close handling.
 Sockets that start on long-polling and upgrade keep python-engineio's own code for the whole
@@ -30,6 +32,7 @@ from engineio import exceptions, packet
 from engineio.async_socket import AsyncSocket
 
 from server.gateway.direct import text_frame
+from server.gateway.inbound import take_event
 
 log = logging.getLogger("hubbub.gateway")
 _PING_FRAME = text_frame(b"2")  # an Engine.IO PING, as a websocket text frame
@@ -136,6 +139,8 @@ class GatewaySocket(AsyncSocket):
             if data and len(data) > limit:
                 return  # as python-engineio: a packet too large ends the connection
             try:
+                if message.type is WSMsgType.TEXT and take_event(self, data):
+                    continue  # a client event for "/": handled in a task of its own
                 await self.receive(packet.Packet(encoded_packet=data))
             except exceptions.UnknownPacketError:
                 pass

@@ -43,3 +43,19 @@ class _Json:
 
 class GatewayPacket(packet.Packet):
     json = _Json
+
+
+def holds_binary(value: Any) -> bool:
+    """Whether bytes hide anywhere in `value`: python-socketio sends those as attachments of
+    a binary packet (msgspec would write them as base64 text). Exactly its
+    Packet.data_is_binary (lists and dicts are searched), without the reduce over lambdas,
+    which cost more than encoding the packet."""
+    if isinstance(value, bytes | bytearray):
+        return True
+    if isinstance(value, list):
+        items: Any = value
+    elif isinstance(value, dict):
+        items = value.values()
+    else:
+        return False
+    return any(map(holds_binary, items))

@@ -35,6 +35,7 @@ from socketio.base_manager import BaseManager
 
 from server.gateway.broadcaster import room_id_of
 from server.gateway.direct import message_frame
+from server.gateway.json_codec import holds_binary
 from server.gateway.ports import RoomChannels
 
 Room = Any  # a room name; None is the namespace's room of every connected sid
@@ -165,6 +166,7 @@ def _pop(table: dict[str, dict[str, Any]], namespace: str, sid: str | None) -> A
 _encode = msgspec.json.Encoder().encode
 
 
+
 class FastEmit(AsyncManager):
     """AsyncManager whose delivery to this node's sockets encodes and frames a packet once.
 
@@ -188,11 +190,13 @@ class FastEmit(AsyncManager):
         if getattr(self.server.eio, "links", None) is None:
             return None
         args = list(data) if isinstance(data, tuple) else [] if data is None else [data]
+        if holds_binary(args):
+            return None  # a binary packet (msgspec would write bytes as base64 text)
         try:
             body = _encode([event, *args]).decode()
         except (TypeError, UnicodeEncodeError, OverflowError):
-            # Bytes inside (a binary packet), or what only the standard library encodes (a
-            # lone surrogate, a huge int): python-socketio's path, with GatewayPacket's JSON.
+            # What only the standard library encodes (a lone surrogate, a huge int):
+            # python-socketio's path, with GatewayPacket's JSON.
             return None
         # "2": a Socket.IO EVENT; a namespace other than "/" is written before the data.
         return "2" + body if namespace == "/" else f"2{namespace},{body}"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import random
+from types import SimpleNamespace
 from typing import Any, NoReturn
 
 import pytest
@@ -188,3 +189,13 @@ async def test_callbacks_are_forgotten_on_disconnect() -> None:
     assert sid in m.callbacks and rec.sent[0][1].startswith(f"{packet.EVENT}1")
     await m.disconnect(sid, NS)
     assert sid not in m.callbacks
+
+
+def test_fast_emit_leaves_binary_data_to_python_socketio() -> None:
+    """msgspec would write bytes as base64 text; python-socketio sends them as attachments."""
+    manager = LocalManager()
+    manager.server = SimpleNamespace(eio=SimpleNamespace(links=object()))
+    assert manager._packet("e", {"a": [1, {"b": "x"}]}, "/") == '2["e",{"a":[1,{"b":"x"}]}]'
+    assert manager._packet("e", {"a": [1, {"b": b"x"}]}, "/") is None
+    assert manager._packet("e", (b"x", 2), "/") is None  # two arguments, the first bytes
+    assert manager._packet("e", bytearray(b"x"), "/chat") is None
