@@ -75,6 +75,8 @@ class NotificationDraft(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class NotificationPushed(Outbound):
-    """Socket.IO `notification` (server -> client): a new notification, live."""
+    """Socket.IO `notification` (server -> client): a new notification, live, with the user's
+    unread count after it (for a badge)."""
 
     notification: Notification
+    unread_count: int

@@ -34,6 +34,8 @@ from protocols.calls import (
     CallSignalled,
 )
 from protocols.chat import ClientId, Message, MessageText
+from protocols.feed import FeedNew
+from protocols.notifications import NotificationPushed
 from protocols.presence import ChosenStatus, EffectivePresence, PresenceStatus
 from protocols.validation import explain, summary
 
@@ -253,14 +255,15 @@ class ReadNotice(Outbound):
     seq: int
 
 
-# `notification` {notification} is protocols.notifications.NotificationPushed and `feed:new`
-# {post} is protocols.feed.FeedNew; both go to f"user:{user_id}" (every socket of the user).
+# `notification` and `feed:new` go to f"user:{user_id}" (every socket of the user);
 # `presence` goes to f"presence:{user_id}" (the sockets that subscribed to that user).
 SERVER_EVENTS: Mapping[str, type[Outbound]] = MappingProxyType({
     "message:new": MessageNew,
     "typing": TypingNotice,
     "message:read": ReadNotice,
     "presence": PresenceEvent,
+    "notification": NotificationPushed,
+    "feed:new": FeedNew,
     # Calls (protocols/calls.py): to the sockets of the call's users, see actors/call.py.
     "call:incoming": CallIncoming,
     "call:accepted": CallAnswered,

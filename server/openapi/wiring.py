@@ -1,15 +1,21 @@
-"""Serve the OpenAPI document at /openapi.json and the offline docs page at /docs.
+"""Serve the API documents and the offline docs pages.
 
-The document is generated once, at startup (after every area has registered its endpoints),
-and served from memory. The page (server/static/docs.*) is plain HTML, CSS and JavaScript
-with no external resources: it works on a machine with no network at all.
+/openapi.json (OpenAPI 3.1: REST) and /asyncapi.json (AsyncAPI 3.0: Socket.IO) are generated
+once, at startup (after every area has registered its endpoints), and served from memory.
+/docs shows the first in Swagger UI, /docs/socket the second in the AsyncAPI React component;
+both viewers are vendored under server/static/vendor/ (its README.md says what and how to
+refresh), so no page loads anything from another origin, and their CSP forbids it.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from importlib import resources
+from importlib.resources.abc import Traversable
+from pathlib import PurePosixPath
+from types import MappingProxyType
 from typing import Any
 
 import msgspec
@@ -17,12 +23,26 @@ from aiohttp import web
 
 from server.http.endpoint import Endpoints
 from server.keys import ENDPOINTS
+from server.openapi.asyncapi import build_asyncapi
 from server.openapi.generator import build_openapi
 
 api = Endpoints("docs")
-# Only our own files and requests to this origin: the page must never reach the network.
-_CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
+# Only our own files and requests to this origin. The AsyncAPI component validates the
+# document with ajv, which compiles schemas to functions: 'unsafe-eval' on that page alone.
+_CSP = ("default-src 'none'; script-src 'self'{eval}; style-src 'self'; connect-src 'self'; "
         "img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+REST_CSP = _CSP.format(eval="")
+SOCKET_CSP = _CSP.format(eval=" 'unsafe-eval'")
+# Vendored files live under versioned folders (swagger-ui-dist-5.35.0/...): never changed.
+IMMUTABLE = "public, max-age=31536000, immutable"
+REVALIDATE = "no-cache"
+VENDOR = "vendor"
+OWN_ASSETS = ("docs.js", "docs.css", "docs-socket.js")  # served at /docs/<name>
+CONTENT_TYPES: Mapping[str, str] = MappingProxyType({
+    ".html": "text/html", ".js": "text/javascript", ".css": "text/css",
+    ".json": "application/json", ".md": "text/markdown", ".txt": "text/plain",
+    "": "text/plain",  # LICENSE, NOTICE
+})
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,13 +50,15 @@ class Asset:
     body: bytes
     content_type: str
     etag: str
+    cache_control: str = REVALIDATE
 
     @classmethod
-    def of(cls, body: bytes, content_type: str) -> Asset:
-        return cls(body, content_type, '"' + hashlib.sha256(body).hexdigest()[:32] + '"')
+    def of(cls, body: bytes, content_type: str, cache_control: str = REVALIDATE) -> Asset:
+        return cls(body, content_type, '"' + hashlib.sha256(body).hexdigest()[:32] + '"',
+                   cache_control)
 
     def response(self, request: web.Request, **headers: str) -> web.Response:
-        common = {"ETag": self.etag, "Cache-Control": "no-cache", **headers}
+        common = {"ETag": self.etag, "Cache-Control": self.cache_control, **headers}
         if request.headers.get("If-None-Match") == self.etag:
             return web.Response(status=304, headers=common)
         return web.Response(body=self.body, content_type=self.content_type,
@@ -46,21 +68,52 @@ class Asset:
 @dataclass(frozen=True, slots=True)
 class DocsAssets:
     openapi: Asset
-    page: Asset
-    script: Asset
-    style: Asset
+    asyncapi: Asset
+    rest_page: Asset
+    socket_page: Asset
+    files: Mapping[str, Asset]  # by their path under /docs/
 
 
 DOCS_ASSETS = web.AppKey("docs_assets", DocsAssets)
 
 
-def _static(name: str) -> bytes:
-    return (resources.files("server") / "static" / name).read_bytes()
+def _static() -> Traversable:
+    return resources.files("server") / "static"
+
+
+def content_type(path: str) -> str:
+    return CONTENT_TYPES.get(PurePosixPath(path).suffix, "application/octet-stream")
+
+
+def _walk(folder: Traversable, prefix: str) -> Iterator[tuple[str, Traversable]]:
+    for entry in folder.iterdir():
+        if entry.is_dir():
+            yield from _walk(entry, f"{prefix}{entry.name}/")
+        elif entry.is_file():
+            yield prefix + entry.name, entry
+
+
+def docs_files() -> dict[str, Asset]:
+    """Every file the pages may load, by its path under /docs/: our own, revalidated, and the
+    vendored ones (with their LICENSE files), cached for good."""
+    static = _static()
+    files = {name: Asset.of((static / name).read_bytes(), content_type(name))
+             for name in OWN_ASSETS}
+    vendor = static / VENDOR
+    if not vendor.is_dir():  # e.g. a wheel whose package-data left it out
+        raise FileNotFoundError(f"{vendor} is missing: the docs viewers are not installed")
+    for path, entry in _walk(vendor, f"{VENDOR}/"):
+        files[path] = Asset.of(entry.read_bytes(), content_type(path), IMMUTABLE)
+    return files
 
 
 def openapi_document(app: web.Application) -> dict[str, Any]:
     """The document for every endpoint registered on `app` so far."""
     return build_openapi(app[ENDPOINTS])
+
+
+def _json(document: dict[str, Any]) -> Asset:
+    return Asset.of(msgspec.json.encode(document), "application/json")
 
 
 @api.get("/openapi.json", name="docs.openapi", auth=False, response=dict[str, Any],
@@ -69,36 +122,51 @@ async def openapi_json(request: web.Request) -> web.StreamResponse:
     return request.app[DOCS_ASSETS].openapi.response(request)
 
 
+@api.get("/asyncapi.json", name="docs.asyncapi", auth=False, response=dict[str, Any],
+         summary="The Socket.IO events as an AsyncAPI 3.0 document")
+async def asyncapi_json(request: web.Request) -> web.StreamResponse:
+    return request.app[DOCS_ASSETS].asyncapi.response(request)
+
+
 @api.get("/docs", name="docs.page", auth=False,
-         summary="Browsable API documentation (an HTML page)",
+         summary="Browsable REST API documentation (an HTML page: Swagger UI)",
          description="Works offline: it loads nothing but /openapi.json and its own files.")
 async def docs_page(request: web.Request) -> web.StreamResponse:
-    return request.app[DOCS_ASSETS].page.response(
-        request, **{"Content-Security-Policy": _CSP, "X-Content-Type-Options": "nosniff"})
+    return request.app[DOCS_ASSETS].rest_page.response(
+        request, **{"Content-Security-Policy": REST_CSP, "X-Content-Type-Options": "nosniff"})
 
 
-async def _script(request: web.Request) -> web.StreamResponse:
-    return request.app[DOCS_ASSETS].script.response(request)
+@api.get("/docs/socket", name="docs.socket", auth=False,
+         summary="Browsable Socket.IO documentation (an HTML page: AsyncAPI)",
+         description="Works offline: it loads nothing but /asyncapi.json and its own files.")
+async def docs_socket_page(request: web.Request) -> web.StreamResponse:
+    return request.app[DOCS_ASSETS].socket_page.response(
+        request, **{"Content-Security-Policy": SOCKET_CSP, "X-Content-Type-Options": "nosniff"})
 
 
-async def _style(request: web.Request) -> web.StreamResponse:
-    return request.app[DOCS_ASSETS].style.response(request)
+async def _file(request: web.Request) -> web.StreamResponse:
+    asset = request.app[DOCS_ASSETS].files.get(request.match_info["path"])
+    if asset is None:
+        raise web.HTTPNotFound()
+    return asset.response(request)
 
 
 def setup_openapi(app: web.Application) -> None:
     """Call last: the document covers the endpoints registered before startup."""
     api.register(app)
-    app.router.add_get("/docs/docs.js", _script, name="docs.script")
-    app.router.add_get("/docs/docs.css", _style, name="docs.style")
+    # After the pages: /docs/socket is matched first.
+    app.router.add_get("/docs/{path:.+}", _file, name="docs.file")
 
     async def prepare(app: web.Application) -> None:
         # At startup, not here: every area's routes are registered by then, whatever the
         # order of the setup_* calls.
+        static = _static()
         app[DOCS_ASSETS] = DocsAssets(
-            openapi=Asset.of(msgspec.json.encode(openapi_document(app)), "application/json"),
-            page=Asset.of(_static("docs.html"), "text/html"),
-            script=Asset.of(_static("docs.js"), "text/javascript"),
-            style=Asset.of(_static("docs.css"), "text/css"),
+            openapi=_json(openapi_document(app)),
+            asyncapi=_json(build_asyncapi()),
+            rest_page=Asset.of((static / "docs.html").read_bytes(), "text/html"),
+            socket_page=Asset.of((static / "docs-socket.html").read_bytes(), "text/html"),
+            files=MappingProxyType(docs_files()),
         )
 
     app.on_startup.append(prepare)

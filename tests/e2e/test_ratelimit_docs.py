@@ -111,7 +111,10 @@ async def test_docs_page_is_self_contained(http: aiohttp.ClientSession) -> None:
         async with http.get(link) as response:
             assert response.status == 200, link
             text = await response.text()
-            assert "http://" not in text and "https://" not in text, link
+            if not link.startswith("/docs/vendor/"):
+                # Vendored bundles name URLs (SVG namespaces, licences) they never fetch;
+                # tests/e2e/test_docs_pages.py checks what the pages load.
+                assert "http://" not in text and "https://" not in text, link
 
 
 async def test_shared_server_limits_through_redis(http: aiohttp.ClientSession) -> None:
