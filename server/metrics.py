@@ -1,6 +1,10 @@
 """Prometheus metrics: HTTP request counts and latencies per route, served at /metrics.
 
 Each app gets its own CollectorRegistry (no process-global state), so tests can build many apps.
+Socket.IO's requests (`/socket.io/`) are counted under route="socket.io", and by transport in
+`hubbub_socketio_requests_total`, but never timed: a long poll lasts up to 25 s, a websocket as
+long as it is open. The gateway's own metrics (events, acks, disconnects, queues) are in
+server/gateway/metrics.py.
 """
 
 from __future__ import annotations
@@ -29,6 +33,10 @@ from server.keys import LIFECYCLE
 
 # Socket.IO's endpoint (server.gateway.setup): its requests last as long as their socket.
 SOCKET_IO_PATH = "/socket.io/"
+SOCKET_IO_ROUTE = "socket.io"  # the route label of its requests
+UNMATCHED = "unmatched"  # the route label of requests no route matched (404, 405)
+# Engine.IO's `transport` query parameter; anything else is counted as "other".
+SOCKET_IO_TRANSPORTS = ("websocket", "polling")
 
 
 class HttpMetrics:
@@ -43,6 +51,32 @@ class HttpMetrics:
             ["method", "route"], registry=registry,
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
         )
+        self.socketio_requests = Counter(
+            "hubbub_socketio_requests",
+            "Socket.IO HTTP requests as they arrive, by Engine.IO transport (websocket: a "
+            "websocket opened or upgraded to; polling: a long-polling GET or POST)",
+            ["transport"], registry=registry,
+        )
+        self._transports = {name: self.socketio_requests.labels(name)
+                            for name in (*SOCKET_IO_TRANSPORTS, "other")}
+
+    def socketio_request(self, transport: str | None) -> None:
+        self._transports.get(transport or "other", self._transports["other"]).inc()
+
+
+def route_label(request: web.Request) -> str:
+    """The route label of a request: "socket.io" for Socket.IO's endpoint, the route's name,
+    its pattern should a matched route have no name (never "unnamed"), or "unmatched"."""
+    match_info = request.match_info
+    if match_info.http_exception is not None:
+        return UNMATCHED
+    if request.path.startswith(SOCKET_IO_PATH):
+        return SOCKET_IO_ROUTE
+    name = route_name(request)
+    if name != "unnamed":
+        return name
+    resource = match_info.route.resource
+    return resource.canonical if resource is not None else UNMATCHED
 
 
 class PoolMetrics(Collector):
@@ -107,8 +141,12 @@ async def metrics_middleware(request: web.Request, handler: web.Handler) -> web.
     clients reconnect to another node)."""
     metrics = request.app[METRICS]
     lifecycle = request.app[LIFECYCLE]
-    tracked = not request.path.startswith(SOCKET_IO_PATH)
-    if tracked:
+    socket_io = request.path.startswith(SOCKET_IO_PATH)
+    if socket_io:
+        # Not in flight for shutdown (the gateway closes its sockets itself), not timed.
+        if request.match_info.http_exception is None:
+            metrics.socketio_request(request.query.get("transport"))
+    else:
         lifecycle.request_started()
     started = time.perf_counter()
     status = 500
@@ -118,12 +156,15 @@ async def metrics_middleware(request: web.Request, handler: web.Handler) -> web.
         if lifecycle.draining:
             response.force_close()
         return response
+    except web.HTTPException as exc:  # raised, not returned: its own status, not a 500
+        status = exc.status
+        raise
     finally:
-        if tracked:
-            lifecycle.request_finished()
-        route = route_name(request)
+        route = route_label(request)
         metrics.requests.labels(request.method, route, str(status)).inc()
-        metrics.latency.labels(request.method, route).observe(time.perf_counter() - started)
+        if not socket_io:
+            lifecycle.request_finished()
+            metrics.latency.labels(request.method, route).observe(time.perf_counter() - started)
 
 
 async def metrics_handler(request: web.Request) -> web.Response:

@@ -124,7 +124,9 @@ class InboundPath:
                 # GatewayNamespace tells a client's event of that name from its own.
                 result = await self.namespace.trigger_event(event, sid, *data[1:])
             else:
-                result = await dispatch(self.namespace.gateway, sid, event, tuple(data[1:]))
+                namespace = self.namespace
+                result = await dispatch(namespace.gateway, sid, event, tuple(data[1:]),
+                                        namespace.metrics)
             if ack_id is not None:
                 await self._ack(eio_sid, ack_id, result)
         except Exception:

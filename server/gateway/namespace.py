@@ -5,17 +5,22 @@ object per path, so domains compose here rather than as separate namespace class
 
 A handler never sees a payload that did not decode, and whatever it raises becomes an
 `{ok: false}` ack: a malformed event never crashes the socket or touches anyone else.
+
+Every event's result and ack time, and every disconnect's reason, are recorded here, once
+(server/gateway/metrics.py).
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from types import MappingProxyType
 from typing import Any
 
 import msgspec
 import socketio
+from prometheus_client import CollectorRegistry
 
 from actors.errors import (
     ActorCrashed,
@@ -41,6 +46,7 @@ from server.faults import RETRY_AFTER_SECONDS, unavailable_cause
 from server.gateway import acks, calls, chat, presence, session
 from server.gateway.connections import Connection, Gateway
 from server.gateway.limits import MAX_EVENT_BYTES
+from server.gateway.metrics import SocketMetrics
 
 log = logging.getLogger("hubbub.gateway")
 Handler = Callable[[Gateway, Connection, Any], Awaitable[dict[str, Any]]]
@@ -62,12 +68,15 @@ ROUTES: Mapping[str, Handler] = MappingProxyType({
     "call:signal": calls.signal,
 })
 _size_encoder = msgspec.json.Encoder()
+_clock = time.perf_counter
 
 
 class GatewayNamespace(socketio.AsyncNamespace):
-    def __init__(self, gateway: Gateway) -> None:
+    def __init__(self, gateway: Gateway, metrics: SocketMetrics | None = None) -> None:
         super().__init__("/")
         self.gateway = gateway
+        # Without the app's (a test's namespace): recorded in a registry nobody reads.
+        self.metrics = metrics if metrics is not None else SocketMetrics(CollectorRegistry())
 
     async def trigger_event(self, event: Any, *args: Any) -> Any:
         # python-socketio routes its own connect/disconnect through here too. A client can
@@ -78,12 +87,25 @@ class GatewayNamespace(socketio.AsyncNamespace):
         if event == "connect" and not live:
             return await session.connect(self.gateway, sid, args[2] if len(args) > 2 else None)
         if event == "disconnect" and not live:
+            # python-socketio passes the reason (engineio's Server.reason) after the sid.
+            self.metrics.disconnected(args[1] if len(args) > 1 else None,
+                                      self.gateway.connections.get(sid))
             return await session.disconnect(self.gateway, sid)
-        return await dispatch(self.gateway, sid, event, args[1:])
+        return await dispatch(self.gateway, sid, event, args[1:], self.metrics)
 
 
-async def dispatch(gw: Gateway, sid: Any, event: Any, args: tuple[Any, ...]) -> dict[str, Any]:
-    """Run one client event through the pipeline and return its ack."""
+async def dispatch(gw: Gateway, sid: Any, event: Any, args: tuple[Any, ...],
+                   metrics: SocketMetrics) -> dict[str, Any]:
+    """Run one client event through the pipeline and return its ack; record its result and
+    how long the ack took in `metrics`."""
+    started = _clock()
+    ack = await _pipeline(gw, sid, event, args)
+    metrics.record(event, ack, _clock() - started)
+    return ack
+
+
+async def _pipeline(gw: Gateway, sid: Any, event: Any,
+                    args: tuple[Any, ...]) -> dict[str, Any]:
     conn = gw.connections.get(sid) if isinstance(sid, str) else None
     if conn is None:
         return acks.error(UNAVAILABLE, "this connection is closing")

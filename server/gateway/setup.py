@@ -23,12 +23,10 @@ import asyncio
 import contextlib
 import gc
 import logging
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Sequence
 
 import socketio
 from aiohttp import web
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-from prometheus_client.registry import Collector
 from redis.asyncio import Redis
 
 from actors.actor import ActorContext
@@ -44,6 +42,7 @@ from server.gateway.json_codec import GatewayPacket
 from server.gateway.limits import MAX_PACKET_BYTES
 from server.gateway.listener_watch import listener_alive, watch_listener
 from server.gateway.manager import LocalManager, RedisManager
+from server.gateway.metrics import SocketCollector, SocketMetrics
 from server.gateway.namespace import GatewayNamespace
 from server.gateway.push import push_feed_post, push_notification
 from server.gateway.session import RecordedSessions, sweep_forever
@@ -72,6 +71,7 @@ GC_THRESHOLDS = (50_000, 20, 10)
 SIO = web.AppKey("sio", socketio.AsyncServer)
 GATEWAY = web.AppKey("gateway", Gateway)
 BROADCASTER = web.AppKey("broadcaster", SocketIOBroadcaster)
+SOCKET_METRICS = web.AppKey("socket_metrics", SocketMetrics)
 
 
 def setup_gateway(app: web.Application) -> socketio.AsyncServer:
@@ -96,12 +96,18 @@ def setup_gateway(app: web.Application) -> socketio.AsyncServer:
                       event_burst=settings.socket_event_burst)
     sio.frame_guard = FrameGuard(
         lambda eio_sid: gateway.connections.get(sio.manager.sid_from_eio_sid(eio_sid, "/") or ""))
-    sio.register_namespace(GatewayNamespace(gateway))
+    # Events, acks and disconnects (server/gateway/metrics.py); the sockets, their bad frames
+    # and outbound queues read at scrape time.
+    registry = app[METRICS].registry
+    lifecycle = app[LIFECYCLE]
+    socket_metrics = SocketMetrics(registry, draining=lambda: lifecycle.draining)
+    sio.register_namespace(GatewayNamespace(gateway, socket_metrics))
     broadcaster = SocketIOBroadcaster(sio)
     app[SIO] = sio
     app[GATEWAY] = gateway
     app[BROADCASTER] = broadcaster
-    app[METRICS].registry.register(SocketCollector(gateway, sio.frame_guard))
+    app[SOCKET_METRICS] = socket_metrics
+    registry.register(SocketCollector(gateway, sio.frame_guard, sio.eio))
 
     def user_actor(key: str, context: ActorContext) -> UserActor:
         # Called at activation, after startup: the ports exist by then.
@@ -188,25 +194,6 @@ def tune_garbage_collector(thresholds: tuple[int, int, int] = GC_THRESHOLDS) -> 
     if current[0] < thresholds[0]:
         gc.set_threshold(*thresholds)
         log.info("garbage collector thresholds %s (were %s)", thresholds, current)
-
-
-class SocketCollector(Collector):
-    """The sockets this node holds and the bad frames they sent, read at scrape time."""
-
-    def __init__(self, gateway: Gateway, frames: FrameGuard) -> None:
-        self._gateway = gateway
-        self._frames = frames
-
-    def collect(self) -> Iterator[Metric]:
-        yield GaugeMetricFamily("hubbub_sockets_connected",
-                                "Authenticated Socket.IO connections on this node",
-                                value=len(self._gateway.connections))
-        yield CounterMetricFamily("hubbub_socket_bad_frames",
-                                  "Frames that were not Socket.IO packets this server handles",
-                                  value=self._frames.frames)
-        yield CounterMetricFamily("hubbub_sockets_closed_for_bad_frames",
-                                  "Sockets closed for sending bad frames",
-                                  value=self._frames.closed)
 
 
 def _add_live_push(app: web.Application, gateway: Gateway) -> None:

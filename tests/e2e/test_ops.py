@@ -52,6 +52,13 @@ async def test_metrics_are_prometheus_text(http: aiohttp.ClientSession) -> None:
         assert response.status == 200
         text = await response.text()
         assert 'hubbub_http_requests_total{method="GET",route="ops.health",status="200"}' in text
+        # Every matched route has a name in the labels (Socket.IO's: tests/e2e/
+        # test_socket_metrics.py), and the gateway's series are there.
+        assert 'route="unnamed"' not in text
+        for series in ("hubbub_sockets_connected", "hubbub_socket_outbound_queue_max_depth",
+                       'hubbub_socket_events_total{event="message:send",result="ok"}',
+                       'hubbub_socket_disconnects_total{reason="ping_timeout"}'):
+            assert f"\n{series}" in text, series
         # The standard collectors: the process, the interpreter, its garbage collector.
         for series in ("process_resident_memory_bytes", "process_cpu_seconds_total",
                        "python_info", "python_gc_collections_total"):
