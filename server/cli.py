@@ -1,4 +1,7 @@
-"""The `hubbub` command: serve, migrate, set-role.
+"""The `hubbub` command: serve, worker, migrate, set-role.
+
+`worker` (server.worker) runs the event consumers and the scheduler without the API: it needs
+KAFKA_BOOTSTRAP_SERVERS, DATABASE_URL and REDIS_URL (exit 2 naming the first one missing).
 
 Exit codes: 0 done (also after a graceful stop on SIGTERM, SIGINT or SIGHUP); 2 a setting
 cannot work (malformed, unreachable past the startup wait, port in use, unusable DATA_DIR):
@@ -23,8 +26,19 @@ def _serve(settings: Settings) -> int:
     import uvloop
 
     from server.serve import serve
+    from server.worker import check_consumer_role
 
+    check_consumer_role(settings)  # RUN_CONSUMERS=false needs Kafka
     uvloop.run(serve(settings))
+    return 0
+
+
+def _worker(settings: Settings) -> int:
+    import uvloop
+
+    from server.worker import run_worker
+
+    uvloop.run(run_worker(settings))
     return 0
 
 
@@ -95,6 +109,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="hubbub", description="Hubbub realtime social backend")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("serve", help="serve REST and Socket.IO (configured by environment)")
+    commands.add_parser("worker", help="run the event consumers and the scheduler, without the "
+                                       "API (needs KAFKA_BOOTSTRAP_SERVERS)")
     commands.add_parser("migrate", help="apply pending database migrations and exit")
     role = commands.add_parser("set-role", help="grant a role to a user (bootstraps admins)")
     role.add_argument("username")
@@ -113,6 +129,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "serve":
             return _serve(settings)
+        if args.command == "worker":
+            return _worker(settings)
         if args.command == "migrate":
             return _migrate(settings)
         return _set_role(settings, args.username, args.role)

@@ -34,6 +34,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     # balancers stop routing here before connections are refused. 0 in development.
     drain_seconds: Annotated[float, msgspec.Meta(ge=0)] = 0.0
     node_id: str = ""  # empty: hostname plus pid
+    # Origins whose pages may call the API and open sockets (server/http/cors.py):
+    # comma-separated exact origins, or "*"; empty: the server's own origin only.
+    cors_allowed_origins: str = ""
     log_level: LogLevel = "INFO"
 
     # Storage; an unset URL selects the embedded default
@@ -149,9 +152,24 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     publishing_http_timeout: PositiveFloat = 10.0
     x_api_base_url: str = "https://api.x.com"
 
+    # The home feed's circuit breaker (server/feed/breaker.py): failures in a row of its
+    # stores (timelines, Postgres) that open it, and seconds it stays open (answering from
+    # the popular ranking, marked degraded) before one trial read goes through.
+    feed_breaker_failures: PositiveInt = 5
+    feed_breaker_cooldown_seconds: PositiveFloat = 10.0
+    # Event consumers: whether `hubbub serve` runs them (false, with Kafka: `hubbub worker`
+    # processes do), and the port of the worker's health and metrics endpoint (0: none).
+    run_consumers: bool = True
+    worker_http_port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 8081
+
     @property
     def effective_node_id(self) -> str:
         return self.node_id or f"{socket.gethostname()}-{os.getpid()}"
+
+    def cors_origins(self) -> tuple[str, ...]:
+        """CORS_ALLOWED_ORIGINS parsed: () for none, ("*",) for any, else exact origins
+        (lower-cased, as browsers send them)."""
+        return _parse_origins(self.cors_allowed_origins)
 
     def route_rate_limits(self) -> dict[str, int]:
         """Parse RATE_LIMIT_ROUTES ("auth.login=20,users.follow=120") into {route: per_minute}."""
@@ -171,6 +189,24 @@ def _parse_route_limits(raw: str) -> dict[str, int]:
             )
         limits[match.group(1)] = int(match.group(2))
     return limits
+
+
+# scheme "://" host [":" port], nothing after: an origin as browsers send it (RFC 6454).
+_ORIGIN = re.compile(r"^[a-z][a-z0-9+.\-]*://[^/?#@\s]+$")
+
+
+def _parse_origins(raw: str) -> tuple[str, ...]:
+    entries = [entry.strip() for entry in raw.split(",") if entry.strip()]
+    if "*" in entries:
+        if len(entries) > 1:
+            raise ConfigError("CORS_ALLOWED_ORIGINS: `*` must stand alone")
+        return ("*",)
+    for entry in entries:
+        if not _ORIGIN.match(entry.lower()):
+            raise ConfigError(
+                f"CORS_ALLOWED_ORIGINS: {entry!r} is not an origin such as "
+                "https://app.example.com (scheme, host, optional port; no path or slash)")
+    return tuple(dict.fromkeys(entry.lower() for entry in entries))
 
 
 _FIELDS = {name.upper(): name for name in Settings.__struct_fields__}
@@ -193,6 +229,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         message = _PATH.sub("", str(exc)).strip(" -")
         raise ConfigError(f"{var}={value!r} is invalid: {message}") from None
     settings.route_rate_limits()  # fail at start, not on the first request
+    settings.cors_origins()
     if settings.jwt_secret is not None and len(settings.jwt_secret.encode()) < 32:
         raise ConfigError("JWT_SECRET must be at least 32 bytes long (HS256 key strength)")
     if settings.cluster_node_timeout_seconds <= 2 * settings.cluster_heartbeat_seconds:

@@ -42,6 +42,8 @@ from server.startup import (
     redact,
     wait_for_endpoint,
 )
+from server.tracing import traced_app
+from server.worker import apply_consumer_role
 
 log = logging.getLogger("hubbub.serve")
 SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
@@ -127,7 +129,8 @@ async def _until_signal(stop: _Stop, work: Coroutine[Any, Any, Any]) -> None:
 
 
 async def _run(settings: Settings, stop: _Stop) -> None:
-    app = create_app(settings)
+    app = traced_app(create_app, settings)  # OTEL_* variables: off unless they ask for it
+    apply_consumer_role(app)  # RUN_CONSUMERS=false: `hubbub worker` processes consume
     lifecycle = app[LIFECYCLE]
     # aiohttp's own wait for handlers (after our drain already waited SHUTDOWN_TIMEOUT for the
     # requests in flight) only has the sockets closed by on_shutdown left to see out.

@@ -79,7 +79,7 @@ async def history(request: web.Request, principal: Principal,
 
 
 @api.post("/v1/rooms/{id}/messages", name="chat.send", body=MessageSend, response=Message,
-          status=201, errors=(404, 422, 503), summary="Send a message",
+          status=201, errors=(404, 422, 503), summary="Send a message", idempotent=True,
           description=_MEMBERS_ONLY + "Goes through the room like a Socket.IO `message:send`: "
           "it gets the next seq and arrives live as `message:new`. Idempotent per "
           "`client_id` (a resend returns the first message) and per `Idempotency-Key`. 503 "

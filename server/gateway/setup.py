@@ -47,6 +47,7 @@ from server.gateway.namespace import GatewayNamespace
 from server.gateway.push import push_feed_post, push_notification
 from server.gateway.session import RecordedSessions, sweep_forever
 from server.gateway.transport import CLOSE_TIMEOUT, OpenWebSockets, track_websockets
+from server.http.cors import socketio_origins
 from server.keys import AUTHENTICATOR, DB_POOL, LIFECYCLE, SETTINGS
 from server.metrics import METRICS
 from server.notifications.wiring import add_notification_sink
@@ -84,7 +85,8 @@ def setup_gateway(app: web.Application) -> socketio.AsyncServer:
     # Logger objects rather than False: given False, each library fits its logger with a
     # plain-text stderr handler of its own (server/logs.py routes them to the JSON one).
     sio = GatewayServer(
-        async_mode="aiohttp", client_manager=manager, cors_allowed_origins="*",
+        async_mode="aiohttp", client_manager=manager,
+        cors_allowed_origins=socketio_origins(settings),
         logger=logging.getLogger("socketio.server"),
         engineio_logger=logging.getLogger("engineio.server"),
         max_http_buffer_size=MAX_PACKET_BYTES, serializer=GatewayPacket,

@@ -15,7 +15,7 @@ msgspec Struct (or list/dict) encoded with `status`, None for an empty 204, or a
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +25,7 @@ from aiohttp import web
 from protocols.problems import FieldError
 from protocols.roles import Role
 from protocols.validation import explain
+from server.http.caching import conditional
 from server.http.problems import (
     BadRequest,
     Forbidden,
@@ -60,6 +61,23 @@ class Endpoint:
     description: str = ""
     content_types: tuple[str, ...] = ("application/json",)
     decoder: Any = field(default=None, compare=False)
+    # Documentation only (the handler reads these itself):
+    # - json_body: the JSON body of a route that also takes a form, so has no `body` to decode
+    # - idempotent: the route honours an Idempotency-Key header (server.http.idempotency)
+    # - other_statuses: further success statuses answered with the same `response` shape
+    # - params: JSON Schemas of path and query parameters by name, where their types say
+    #   too little (a path id is a UUID; a filter takes a user id, @username or `me`)
+    # - body_rules: JSON Schema keywords the body must also meet, rules across its fields
+    #   a Struct's schema cannot state (e.g. {"minProperties": 1})
+    json_body: type | None = None
+    idempotent: bool = False
+    other_statuses: tuple[int, ...] = ()
+    params: Mapping[str, Any] = field(default_factory=dict, compare=False)
+    body_rules: Mapping[str, Any] = field(default_factory=dict, compare=False)
+    # A GET whose 200 carries an ETag of its body, `Cache-Control: private, no-cache` and
+    # (with auth) `Vary: Authorization`, and answers a matching If-None-Match with 304
+    # (server.http.caching). Applied here, so the handler just returns its result.
+    etag: bool = False
 
 
 def field_errors(exc: msgspec.ValidationError, location: str = "") -> list[FieldError]:
@@ -171,7 +189,10 @@ def _wrap(endpoint: Endpoint, fn: Handler) -> RouteHandler:
         if endpoint.body is not None:
             limit = endpoint.max_body or request.app[SETTINGS].max_json_body_bytes
             kwargs["body"] = await decode_json_body(request, endpoint, limit)
-        return encode_result(await fn(request, **kwargs), endpoint.status)
+        response = encode_result(await fn(request, **kwargs), endpoint.status)
+        if endpoint.etag and isinstance(response, web.Response):
+            return conditional(request, response, private=endpoint.auth)
+        return response
 
     handler.__endpoint__ = endpoint  # type: ignore[attr-defined]
     handler.__name__ = fn.__name__

@@ -34,7 +34,7 @@ from server.http.problems import (
 from server.media.multipart import BINARY, MULTIPART, read_images
 from server.media.service import MediaService
 from server.media.wiring import LOCAL_MEDIA, MEDIA_SERVICE
-from server.openapi.generator import form_schema
+from server.openapi.generator import ID_PARAMS, form_schema
 from storage.local.blob_store import LocalBlobStore
 
 api = Endpoints("media")
@@ -61,7 +61,7 @@ def _service(request: web.Request) -> MediaService:
 
 
 @api.post("/v1/media", name="media.upload", response=Media, status=201, rate_limit=120,
-          content_types=(MULTIPART,), errors=(400, 409, 413, 415, 422),
+          content_types=(MULTIPART,), idempotent=True, errors=(400, 409, 413, 415, 422),
           summary="Upload an image (multipart, one `file` field)",
           description=_VALIDATION + " A second file is 422 `too_many_files`." + _IDEMPOTENT)
 @form_schema({"file": BINARY}, required=["file"])
@@ -101,7 +101,7 @@ async def _replay(service: MediaService, owner_id: str,
 
 
 @api.post("/v1/media/uploads", name="media.create_upload", body=UploadRequest,
-          response=UploadTicket, status=201, rate_limit=120, errors=(409,),
+          response=UploadTicket, status=201, rate_limit=120, errors=(409,), idempotent=True,
           summary="Start a presigned upload: PUT the bytes to `upload_url`, then complete",
           description="PUT exactly `size` bytes to `upload_url` with `headers` (its "
           "Content-Type) before `expires_at`; anything else is refused. Then POST "
@@ -118,7 +118,7 @@ async def create_upload(request: web.Request, principal: Principal,
 
 
 @api.post("/v1/media/{id}/complete", name="media.complete", response=Media,
-          errors=(404, 409, 413, 415, 422),
+          errors=(404, 409, 413, 415, 422), params=ID_PARAMS,
           summary="Finish a presigned upload: validate the bytes and make the media ready",
           description=_VALIDATION + " Bytes that fail are deleted with the pending media. "
           "409 `upload_missing` when nothing was uploaded yet. Completing a ready media "
@@ -127,11 +127,13 @@ async def complete(request: web.Request, principal: Principal) -> Media:
     return await _service(request).complete(principal.user_id, request.match_info["id"])
 
 
-@api.get("/v1/media/{id}", name="media.get", response=Media, errors=(404,),
-         summary="One of your media items (with fresh URLs)",
+@api.get("/v1/media/{id}", name="media.get", response=Media, errors=(404,), etag=True,
+         params=ID_PARAMS, summary="One of your media items (with fresh URLs)",
          description="Only the owner sees a media item here (404 for anyone else); others "
          "see media through the posts they are attached to. A pending upload has an empty "
-         "`url`.")
+         "`url`. The ETag covers the URLs too (they carry their expiry), so a 304 never "
+         "keeps an expired URL in use: with the local store they change every 5 minutes, "
+         "with S3 on every read (so expect 200s).")
 async def get_media(request: web.Request, principal: Principal) -> Media:
     return await _service(request).get(principal.user_id, request.match_info["id"])
 

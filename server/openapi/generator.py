@@ -11,8 +11,9 @@ names, distinct per type argument; their `title` keeps the readable `Page[UserSu
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from http import HTTPStatus
+from types import MappingProxyType
 from typing import Any
 
 import msgspec
@@ -37,9 +38,73 @@ DESCRIPTION = (
     "Hubbub's REST API. Errors are RFC 9457 problem details (`application/problem+json`) "
     "with a stable `code`. Authenticate with `Authorization: Bearer <access token>`. "
     "Lists take `?limit=` and `?cursor=` and answer `{items, next_cursor}`. "
-    "Rate limited per client: `RateLimit-Limit` / `RateLimit-Remaining` on responses, "
-    "429 with `Retry-After` when exhausted."
+    "Rate limited per client (draft-ietf-httpapi-ratelimit-headers): `RateLimit-Policy` "
+    "and `RateLimit` on responses (the older `RateLimit-Limit` / `RateLimit-Remaining` "
+    "too), 429 with `Retry-After` when exhausted. Posts, profiles and media metadata carry "
+    "an `ETag`; send it back in `If-None-Match` for a 304. Creating POSTs take an "
+    "`Idempotency-Key`. Browsers on the origins in CORS_ALLOWED_ORIGINS may call the API."
 )
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+# Response headers, shared under components/headers.
+HEADERS: dict[str, dict[str, Any]] = {
+    "RateLimit-Policy": {
+        "description": 'The buckets this route spends from, e.g. `"default";q=1000;w=60, '
+                       '"posts.create";q=10;w=60`: q requests per w seconds, per client '
+                       "(an RFC 9651 list; draft-ietf-httpapi-ratelimit-headers).",
+        "schema": {"type": "string"}},
+    "RateLimit": {
+        "description": 'What is left in each bucket after this request, e.g. '
+                       '`"default";r=993;t=1`: r requests, and t seconds until the bucket is '
+                       "full again (on a 429, until it allows the next request).",
+        "schema": {"type": "string"}},
+    "RateLimit-Limit": {
+        "description": "Requests per minute in the tightest bucket (older draft)",
+        "deprecated": True, "schema": {"type": "integer"}},
+    "RateLimit-Remaining": {
+        "description": "Requests left in that bucket (older draft)",
+        "deprecated": True, "schema": {"type": "integer"}},
+    "Retry-After": {"description": "Seconds to wait before retrying",
+                    "schema": {"type": "integer"}},
+    "ETag": {"description": "The representation's entity-tag; send it in If-None-Match",
+             "required": True, "schema": {"type": "string"}},
+    "Cache-Control": {"description": "`private, no-cache`: the caller's own cache may keep "
+                                     "it, and revalidates it each time",
+                      "schema": {"type": "string"}},
+    "Vary": {"description": "Request headers the representation depends on",
+             "schema": {"type": "string"}},
+    "Idempotent-Replayed": {"description": "`true` when this is the stored response of an "
+                                           "earlier request with the same Idempotency-Key",
+                            "schema": {"type": "string", "enum": ["true"]}},
+}
+_RATE_LIMIT_HEADERS = ("RateLimit-Policy", "RateLimit", "RateLimit-Limit", "RateLimit-Remaining")
+_CACHE_HEADERS = ("ETag", "Cache-Control", "Vary")
+HEADER_REF_PREFIX = "#/components/headers/"
+IDEMPOTENCY_PARAMETER: dict[str, Any] = {
+    "name": IDEMPOTENCY_HEADER, "in": "header", "required": False,
+    "description": "Makes a retry safe: a request with a key already used returns the first "
+                   "result (`Idempotent-Replayed: true`) and creates nothing; 422 "
+                   "`idempotency_key_reused` for another request, 409 "
+                   "`idempotency_in_progress` while the first runs. Per user and route, "
+                   "kept 24 hours.",
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255,
+               "pattern": "^[\\x21-\\x7e]+$"},
+}
+# Path and query parameter schemas for Endpoint.params: what the server recognises.
+_UUID = "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+UUID_SCHEMA: dict[str, Any] = {"type": "string", "format": "uuid",
+                               "pattern": f"^{_UUID}$(?!\\n)"}
+USER_REF_SCHEMA: dict[str, Any] = {
+    "type": "string", "minLength": 2, "maxLength": 64,
+    "pattern": f"^(?:me|@[^\\x00-\\x1f\\x7f]{{1,63}}|{_UUID})$(?!\\n)",
+    "description": "A user id, `@username`, or `me` (you)",
+}
+ID_PARAMS: Mapping[str, Any] = MappingProxyType({"id": UUID_SCHEMA})
+USER_REF_PARAMS: Mapping[str, Any] = MappingProxyType({"id": USER_REF_SCHEMA})
+IF_NONE_MATCH_PARAMETER: dict[str, Any] = {
+    "name": "If-None-Match", "in": "header", "required": False,
+    "description": "ETags of representations you hold (or `*`): 304 when one is current",
+    "schema": {"type": "string"},
+}
 
 
 def openapi_path(path: str) -> tuple[str, list[str]]:
@@ -58,7 +123,8 @@ def build_openapi(
     if duplicates:
         raise ValueError(f"duplicate route names: {', '.join(duplicates)}")
 
-    types = _unique([Problem, *(t for e in endpoints for t in (e.body, e.query, e.response)
+    types = _unique([Problem, *(t for e in endpoints
+                                for t in (e.body, e.json_body, e.query, e.response)
                                 if t is not None)])
     schemas, components = msgspec.json.schema_components(
         types, ref_template=REF_PREFIX + "{name}"
@@ -78,6 +144,7 @@ def build_openapi(
         "paths": paths,
         "components": {
             "schemas": components,
+            "headers": HEADERS,
             "securitySchemes": {
                 SECURITY_SCHEME: {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
                                   "description": "An access token from /v1/auth/login"},
@@ -96,10 +163,13 @@ def _operation(endpoint: Endpoint, schema_of: dict[Any, Any],
     if endpoint.description:
         operation["description"] = endpoint.description
     _, path_names = openapi_path(endpoint.path)
-    parameters = [{"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
-                  for name in path_names]
+    parameters = [_path_parameter(name, endpoint.params) for name in path_names]
     if endpoint.query is not None:
-        parameters += _query_parameters(schema_of[endpoint.query], components)
+        parameters += _query_parameters(schema_of[endpoint.query], components, endpoint.params)
+    if endpoint.idempotent:
+        parameters.append(IDEMPOTENCY_PARAMETER)
+    if endpoint.etag:
+        parameters.append(IF_NONE_MATCH_PARAMETER)
     if parameters:
         operation["parameters"] = parameters
     body = _request_body(endpoint, schema_of)
@@ -115,12 +185,23 @@ def _operation(endpoint: Endpoint, schema_of: dict[Any, Any],
     return operation
 
 
-def _query_parameters(schema: dict[str, Any], components: dict[str, Any]) -> list[dict]:
-    """Each field of the query Struct becomes one `in: query` parameter."""
+def _path_parameter(name: str, declared: Mapping[str, Any]) -> dict[str, Any]:
+    schema = dict(declared.get(name, {"type": "string"}))
+    parameter: dict[str, Any] = {"name": name, "in": "path", "required": True, "schema": schema}
+    if "description" in schema:
+        parameter["description"] = schema["description"]
+    return parameter
+
+
+def _query_parameters(schema: dict[str, Any], components: dict[str, Any],
+                      declared: Mapping[str, Any]) -> list[dict]:
+    """Each field of the query Struct becomes one `in: query` parameter (its schema
+    replaced by the endpoint's `params` entry of that name, if any)."""
     resolved = _resolve(schema, components)
     required = set(resolved.get("required", ()))
     parameters = []
     for name, field_schema in resolved.get("properties", {}).items():
+        field_schema = dict(declared.get(name, field_schema))
         parameter: dict[str, Any] = {"name": name, "in": "query",
                                      "required": name in required, "schema": field_schema}
         if "description" in field_schema:
@@ -131,18 +212,19 @@ def _query_parameters(schema: dict[str, Any], components: dict[str, Any]) -> lis
 
 def _request_body(endpoint: Endpoint, schema_of: dict[Any, Any]) -> dict[str, Any] | None:
     if endpoint.body is not None:
-        schema = schema_of[endpoint.body]
+        schema = {**schema_of[endpoint.body], **endpoint.body_rules}
         return {"required": True,
                 "content": {ct: {"schema": schema} for ct in endpoint.content_types}}
-    # No typed body but a non-JSON content type: a form (its fields from @form_schema on the
-    # handler, when declared) or raw bytes (e.g. an image PUT).
-    others = [ct for ct in endpoint.content_types if ct != JSON]
-    if others:
-        form = getattr(endpoint.handler, FORM_SCHEMA_ATTRIBUTE, None) or {"type": "object"}
-        return {"required": True,
-                "content": {ct: {"schema": form if ct in _FORMS else BINARY_BODY}
-                            for ct in others}}
-    return None
+    # No typed body: JSON the handler decodes itself (`json_body`), a form (its fields from
+    # @form_schema on the handler, when declared) or raw bytes (e.g. an image PUT).
+    content: dict[str, Any] = {}
+    if endpoint.json_body is not None and JSON in endpoint.content_types:
+        content[JSON] = {"schema": {**schema_of[endpoint.json_body], **endpoint.body_rules}}
+    form = getattr(endpoint.handler, FORM_SCHEMA_ATTRIBUTE, None) or {"type": "object"}
+    for ct in endpoint.content_types:
+        if ct != JSON:
+            content[ct] = {"schema": form if ct in _FORMS else BINARY_BODY}
+    return {"required": True, "content": content} if content else None
 
 
 def form_schema(properties: dict[str, Any], *, required: Sequence[str] = ()
@@ -163,42 +245,58 @@ def form_schema(properties: dict[str, Any], *, required: Sequence[str] = ()
 
 def _responses(endpoint: Endpoint, schema_of: dict[Any, Any]) -> dict[str, Any]:
     limited = not endpoint.name.startswith(UNLIMITED_PREFIX)
-    success: dict[str, Any] = {"description": _phrase(endpoint.status)}
-    if endpoint.response is not None and endpoint.status != 204:
-        success["content"] = {JSON: {"schema": schema_of[endpoint.response]}}
-    elif endpoint.status == 204:
-        success["description"] = "No content"
-    if limited:
-        success["headers"] = {
-            "RateLimit-Limit": {"description": "Requests per minute in the tightest bucket",
-                                "schema": {"type": "integer"}},
-            "RateLimit-Remaining": {"description": "Requests left in that bucket",
-                                    "schema": {"type": "integer"}},
-        }
-    responses: dict[str, Any] = {str(endpoint.status): success}
+    # Every response of a rate-limited route carries the rate-limit fields, problems too.
+    common = _header_refs(_RATE_LIMIT_HEADERS) if limited else {}
+    responses: dict[str, Any] = {}
+    for status in (endpoint.status, *endpoint.other_statuses):
+        success: dict[str, Any] = {"description": _phrase(status)}
+        if endpoint.response is not None and status != 204:
+            success["content"] = {JSON: {"schema": schema_of[endpoint.response]}}
+        elif status == 204:
+            success["description"] = "No content"
+        headers = dict(common)
+        if endpoint.etag and status == 200:
+            headers |= _header_refs(_CACHE_HEADERS)
+        if endpoint.idempotent:
+            headers |= _header_refs(("Idempotent-Replayed",))
+        if headers:
+            success["headers"] = headers
+        responses[str(status)] = success
+    if endpoint.etag:
+        responses["304"] = {"description": "Not Modified: the representation whose ETag you "
+                            "sent in If-None-Match is current (no body)",
+                            "headers": common | _header_refs(_CACHE_HEADERS)}
 
     problems: set[int] = set(endpoint.errors)
     if endpoint.auth:
         problems.add(401)
     if endpoint.roles is not None:
         problems.add(403)
-    if endpoint.body is not None or endpoint.query is not None:
+    decoded = endpoint.body is not None or endpoint.json_body is not None
+    if decoded or endpoint.query is not None:
         problems |= {400, 422}
-    if endpoint.body is not None:
+    if decoded:
         problems |= {413, 415}
+    if endpoint.idempotent:
+        problems |= {400, 409, 422}  # malformed key; still running; reused for another request
     if limited:
         problems.add(429)
-    for status in sorted(problems - {endpoint.status}):
+    for status in sorted(p for p in problems if str(p) not in responses):
         response: dict[str, Any] = {
             "description": _phrase(status),
             "content": {PROBLEM_CONTENT_TYPE: {"schema": {"$ref": REF_PREFIX + "Problem"}}},
         }
+        headers = dict(common)
         if status == 429:
-            response["headers"] = {"Retry-After": {
-                "description": "Seconds to wait before retrying", "schema": {"type": "integer"},
-            }}
+            headers |= _header_refs(("Retry-After",))
+        if headers:
+            response["headers"] = headers
         responses[str(status)] = response
     return responses
+
+
+def _header_refs(names: Iterable[str]) -> dict[str, Any]:
+    return {name: {"$ref": HEADER_REF_PREFIX + name} for name in names}
 
 
 def _resolve(schema: dict[str, Any], components: dict[str, Any]) -> dict[str, Any]:

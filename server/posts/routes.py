@@ -41,7 +41,13 @@ from server.keys import SETTINGS
 from server.media.multipart import BINARY, MULTIPART, Upload, read_images
 from server.media.service import MediaService, PreparedMedia
 from server.media.wiring import MEDIA_SERVICE
-from server.openapi.generator import JSON, form_schema
+from server.openapi.generator import (
+    ID_PARAMS,
+    JSON,
+    USER_REF_PARAMS,
+    USER_REF_SCHEMA,
+    form_schema,
+)
 from server.posts.engagement import EngagementService
 from server.posts.service import PostService
 from server.posts.wiring import ENGAGEMENT_SERVICE, POST_SERVICE
@@ -61,7 +67,8 @@ def _engagement(request: web.Request) -> EngagementService:
 
 
 @api.post("/v1/posts", name="posts.create", response=Post, status=201, rate_limit=10,
-          content_types=(JSON, MULTIPART), errors=(400, 409, 413, 415, 422, 429),
+          content_types=(JSON, MULTIPART), json_body=PostCreate, idempotent=True,
+          errors=(400, 409, 413, 415, 422, 429),
           summary="Create a post, reply or quote (JSON, or multipart with images)",
           description="JSON body (PostCreate): {text (1-500 chars), media_ids (at most 10 of "
           "your ready uploads), reply_to_id?, quote_of_id?}; or multipart/form-data with "
@@ -124,7 +131,7 @@ async def _create_with_files(request: web.Request, principal: Principal) -> web.
 
 
 @api.get("/v1/posts", name="posts.search", query=PostSearch, response=Page[Post],
-         summary="Search and filter posts, newest first",
+         params={"author": USER_REF_SCHEMA}, summary="Search and filter posts, newest first",
          description="Filters: author (id or @username), since (inclusive) / until "
          "(exclusive) as RFC 3339 times, has_media, q (full text, web-search syntax). Reposts "
          "are not listed; posts of users you mute only when you filter by that author.")
@@ -133,39 +140,43 @@ async def search_posts(request: web.Request, principal: Principal,
     return await _posts(request).search(principal, query)
 
 
-@api.get("/v1/posts/{id}", name="posts.get", response=Post, errors=(404,),
-         summary="A post", description=_HIDDEN + " Counts a view unless you wrote it.")
+@api.get("/v1/posts/{id}", name="posts.get", response=Post, errors=(404,), etag=True,
+         params=ID_PARAMS, summary="A post",
+         description=_HIDDEN + " Counts a view unless you wrote it (a 304 too). The ETag "
+         "changes with the post's counters and your likes and reposts.")
 async def get_post(request: web.Request, principal: Principal) -> Post:
     return await _posts(request).get(principal, request.match_info["id"])
 
 
-@api.delete("/v1/posts/{id}", name="posts.delete", status=204, errors=(403, 404),
+@api.delete("/v1/posts/{id}", name="posts.delete", status=204, errors=(403, 404), params=ID_PARAMS,
             summary="Delete a post (its author, a moderator or an admin)",
             description="403 `not_author` for anyone else. " + _HIDDEN)
 async def delete_post(request: web.Request, principal: Principal) -> None:
     await _posts(request).delete(principal, request.match_info["id"])
 
 
-@api.get("/v1/posts/{id}/replies", name="posts.replies", query=PageQuery,
+@api.get("/v1/posts/{id}/replies", name="posts.replies", query=PageQuery, params=ID_PARAMS,
          response=Page[Post], errors=(404,), summary="Replies to a post, oldest first",
          description=_HIDDEN + _ORIGINAL)
 async def replies(request: web.Request, principal: Principal, query: PageQuery) -> Page[Post]:
     return await _posts(request).replies(principal, request.match_info["id"], query)
 
 
-@api.post("/v1/posts/{id}/like", name="posts.like", response=LikeState, errors=(404,),
+@api.post("/v1/posts/{id}/like", name="posts.like", response=LikeState,
+          errors=(404,), params=ID_PARAMS,
           summary="Like a post (idempotent)", description=_HIDDEN + _ORIGINAL)
 async def like(request: web.Request, principal: Principal) -> LikeState:
     return await _engagement(request).like(principal, request.match_info["id"])
 
 
-@api.delete("/v1/posts/{id}/like", name="posts.unlike", response=LikeState, errors=(404,),
+@api.delete("/v1/posts/{id}/like", name="posts.unlike", response=LikeState,
+            errors=(404,), params=ID_PARAMS,
             summary="Take back a like (idempotent)", description=_HIDDEN + _ORIGINAL)
 async def unlike(request: web.Request, principal: Principal) -> LikeState:
     return await _engagement(request).unlike(principal, request.match_info["id"])
 
 
-@api.get("/v1/posts/{id}/likes", name="posts.likes", query=PageQuery,
+@api.get("/v1/posts/{id}/likes", name="posts.likes", query=PageQuery, params=ID_PARAMS,
          response=Page[UserSummary], errors=(404,), summary="Who liked a post, newest first",
          description=_HIDDEN + _ORIGINAL)
 async def likes(request: web.Request, principal: Principal,
@@ -174,7 +185,8 @@ async def likes(request: web.Request, principal: Principal,
 
 
 @api.post("/v1/posts/{id}/repost", name="posts.repost", response=Post, status=201,
-          errors=(404,), summary="Repost a post (idempotent)",
+          other_statuses=(200,), errors=(404,), params=ID_PARAMS,
+          summary="Repost a post (idempotent)",
           description="201 with the new repost; 200 with your existing repost when you have "
           "reposted it already. " + _HIDDEN + _ORIGINAL)
 async def repost(request: web.Request, principal: Principal) -> web.StreamResponse:
@@ -182,21 +194,22 @@ async def repost(request: web.Request, principal: Principal) -> web.StreamRespon
     return encode_result(post, 201 if created else 200)
 
 
-@api.delete("/v1/posts/{id}/repost", name="posts.unrepost", status=204, errors=(404,),
+@api.delete("/v1/posts/{id}/repost", name="posts.unrepost", status=204,
+            errors=(404,), params=ID_PARAMS,
             summary="Undo your repost of a post (idempotent)",
             description="Also when the original has been deleted since." + _ORIGINAL)
 async def unrepost(request: web.Request, principal: Principal) -> None:
     await _posts(request).unrepost(principal, request.match_info["id"])
 
 
-@api.post("/v1/posts/{id}/comments", name="posts.comment", body=CommentCreate,
+@api.post("/v1/posts/{id}/comments", name="posts.comment", body=CommentCreate, params=ID_PARAMS,
           response=Comment, status=201, errors=(404,), summary="Comment on a post",
           description="text: 1-500 characters. " + _HIDDEN + _ORIGINAL)
 async def comment(request: web.Request, principal: Principal, body: CommentCreate) -> Comment:
     return await _engagement(request).comment(principal, request.match_info["id"], body)
 
 
-@api.get("/v1/posts/{id}/comments", name="posts.comments", query=PageQuery,
+@api.get("/v1/posts/{id}/comments", name="posts.comments", query=PageQuery, params=ID_PARAMS,
          response=Page[Comment], errors=(404,), summary="Comments on a post, oldest first",
          description=_HIDDEN + _ORIGINAL)
 async def comments(request: web.Request, principal: Principal,
@@ -204,7 +217,8 @@ async def comments(request: web.Request, principal: Principal,
     return await _engagement(request).comments(principal, request.match_info["id"], query)
 
 
-@api.get("/v1/posts/{id}/metrics", name="posts.metrics", response=PostMetrics, errors=(404,),
+@api.get("/v1/posts/{id}/metrics", name="posts.metrics", response=PostMetrics,
+         errors=(404,), params=ID_PARAMS,
          summary="A post's counters: likes, comments, reposts, quotes, replies, views",
          description=_HIDDEN + _ORIGINAL)
 async def metrics(request: web.Request, principal: Principal) -> PostMetrics:
@@ -215,14 +229,16 @@ _USER_REF = "`{id}` is a user id, `@username`, or `me`; 404 also when either of 
     "the other."
 
 
-@api.get("/v1/users/{id}/posts", name="posts.by_user", query=PageQuery, response=Page[Post],
+@api.get("/v1/users/{id}/posts", name="posts.by_user", query=PageQuery,
+         response=Page[Post], params=USER_REF_PARAMS,
          errors=(404,), summary="A user's posts and reposts, newest first",
          description=_USER_REF)
 async def by_user(request: web.Request, principal: Principal, query: PageQuery) -> Page[Post]:
     return await _posts(request).by_user(principal, request.match_info["id"], query)
 
 
-@api.get("/v1/users/{id}/stats", name="posts.user_stats", response=UserStats, errors=(404,),
+@api.get("/v1/users/{id}/stats", name="posts.user_stats", response=UserStats,
+         errors=(404,), params=USER_REF_PARAMS,
          summary="A user's counts: followers, following, posts, likes received, ...",
          description=_USER_REF)
 async def user_stats(request: web.Request, principal: Principal) -> UserStats:

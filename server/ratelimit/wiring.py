@@ -5,8 +5,10 @@ Each request spends one token from the client's global bucket (RATE_LIMIT_PER_MI
 RATE_LIMIT_ROUTES), one from the route's bucket (`route:<name>:<ip>`). Exempt: routes named
 `ops.*` (health, readiness, metrics: probes must never be refused), requests that match no
 route (404/405), and Socket.IO long-polling requests after the handshake. A refusal is a 429
-problem with `Retry-After`; an allowed response carries `RateLimit-Limit` /
-`RateLimit-Remaining` (IETF draft names) for the bucket closest to empty. When the bucket
+problem with `Retry-After`. Every response to a request that spent tokens, a 429 or any
+other problem included, carries `RateLimit-Policy` and `RateLimit` (server.ratelimit.headers)
+and the older `RateLimit-Limit` / `RateLimit-Remaining`: added as the response is prepared,
+so the problems the error middleware renders further out get them too. When the bucket
 store fails, requests are allowed (see FailOpenRateLimiter).
 """
 
@@ -24,6 +26,13 @@ from server.http.middleware import route_name
 from server.http.problems import RateLimited
 from server.keys import LIFECYCLE, SETTINGS
 from server.ratelimit.failopen import FailOpenRateLimiter
+from server.ratelimit.headers import (
+    GLOBAL_POLICY,
+    Spent,
+    legacy_fields,
+    policy_field,
+    ratelimit_field,
+)
 from server.ratelimit.ports import RateLimiter
 from server.resources import optional_redis
 from storage.memory.rate_limiter import MemoryRateLimiter
@@ -64,6 +73,17 @@ RATE_POLICY = web.AppKey("rate_policy", RatePolicy)
 RATE_LIMITER = web.AppKey("rate_limiter", RateLimiter)
 
 
+@dataclass(frozen=True, slots=True)
+class RequestLimits:
+    """What a request spent, for its response's headers."""
+
+    policies: list[tuple[str, int]]  # (policy name, per minute) of the buckets that apply
+    spent: list[Spent]
+
+
+REQUEST_LIMITS = web.RequestKey("rate_limits", RequestLimits)
+
+
 @web.middleware
 async def rate_limit_middleware(request: web.Request, handler: web.Handler) -> web.StreamResponse:
     if request.match_info.http_exception is not None:
@@ -74,19 +94,29 @@ async def rate_limit_middleware(request: web.Request, handler: web.Handler) -> w
     policy = request.app[RATE_POLICY]
     limiter = request.app[RATE_LIMITER]
     ip = policy.client_ip(request)
-    decisions = [await limiter.hit(f"ip:{ip}", policy.per_minute)]
     route_limit = policy.route_limit(request, name)
-    if decisions[0].allowed and route_limit is not None:
-        decisions.append(await limiter.hit(f"route:{name}:{ip}", route_limit))
-    refused = [d for d in decisions if not d.allowed]
+    limits = RequestLimits(policies=[(GLOBAL_POLICY, policy.per_minute)], spent=[])
+    if route_limit is not None:
+        limits.policies.append((name, route_limit))
+    request[REQUEST_LIMITS] = limits
+    limits.spent.append(Spent(GLOBAL_POLICY, await limiter.hit(f"ip:{ip}", policy.per_minute)))
+    if limits.spent[0].decision.allowed and route_limit is not None:
+        limits.spent.append(Spent(name, await limiter.hit(f"route:{name}:{ip}", route_limit)))
+    refused = [s.decision for s in limits.spent if not s.decision.allowed]
     if refused:
         raise RateLimited(max(d.retry_after for d in refused))
-    response = await handler(request)
-    if not response.prepared:  # a websocket or streamed response has sent its headers
-        tightest = min(decisions, key=lambda d: (d.remaining, d.limit))
-        response.headers["RateLimit-Limit"] = str(tightest.limit)
-        response.headers["RateLimit-Remaining"] = str(tightest.remaining)
-    return response
+    return await handler(request)
+
+
+async def rate_limit_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """`on_response_prepare`: the rate-limit fields of every response whose request spent
+    tokens, whoever built the response (the handler, or the error middleware's problem)."""
+    limits = request.get(REQUEST_LIMITS)
+    if limits is None or not limits.spent:
+        return
+    response.headers["RateLimit-Policy"] = policy_field(limits.policies)
+    response.headers["RateLimit"] = ratelimit_field(limits.spent)
+    response.headers.update(legacy_fields(limits.spent))
 
 
 def _engineio_poll(request: web.Request) -> bool:
@@ -101,6 +131,7 @@ def setup_ratelimit(app: web.Application, *,
     (redis_ctx runs before this ctx), the in-process buckets otherwise. `clock` drives the
     in-process buckets and the fail-open cooldown; tests inject one."""
     app[RATE_POLICY] = RatePolicy.from_settings(app[SETTINGS])
+    app.on_response_prepare.append(rate_limit_headers)
 
     async def rate_limiter_ctx(app: web.Application) -> AsyncIterator[None]:
         client = optional_redis(app)
