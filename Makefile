@@ -118,8 +118,22 @@ fmt: $(STAMP_TEST)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+# The web client's browser test (tests/e2e/test_web_client.py) drives Debian's Chromium through
+# Playwright (never Playwright's own browser downloads): install the package when it is missing.
+chromium:
+	@if ! command -v chromium >/dev/null && [ -z "$${CHROMIUM:-}" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "No chromium binary: installing Debian's chromium package"; \
+	    export DEBIAN_FRONTEND=noninteractive; \
+	    apt-get update -qq </dev/null && apt-get install -y -qq chromium </dev/null >/dev/null; \
+	  else \
+	    echo "warning: no chromium (Debian: apt-get install chromium, or set CHROMIUM);" \
+	         "the web client's browser test will be skipped" >&2; \
+	  fi; \
+	fi
+
 # pytest exit code 5 means "no tests collected": not a failure for us.
-test: lint redis
+test: lint redis chromium
 	$(BIN)/pytest $(PYTEST_ARGS) </dev/null || { rc=$$?; [ $$rc -eq 5 ] || exit $$rc; \
 	  echo "pytest collected no tests"; }
 

@@ -29,6 +29,7 @@ from server.ratelimit.wiring import rate_limit_middleware, setup_ratelimit
 from server.resources import database_ctx, redis_ctx
 from server.scheduling.wiring import setup_scheduling
 from server.users.wiring import setup_users
+from server.web_client import setup_web_client
 
 # Multipart media uploads (issue 3) need more than JSON bodies; each endpoint enforces its own
 # smaller limit, this is only the ceiling aiohttp applies to any request body it reads.
@@ -71,6 +72,7 @@ def create_app(settings: Settings) -> web.Application:
     setup_calls(app)  # after chat: calls read the chat area's rooms
     setup_cluster(app)  # after the areas: it wakes and cleans up after their actors
     ops_api.register(app)
+    setup_web_client(app)  # / and /app/...: the browser client
     setup_openapi(app)  # last: it documents every endpoint registered above
 
     async def start_draining(app: web.Application) -> None:
