@@ -5,7 +5,7 @@ count, and the one that pushes `presence`, `notification` and `feed:new` to sock
 Sessions: the truth is the per-node session records, written by the node holding each socket
 and read through the SessionDirectory, which also leaves out sessions of nodes that left the
 cluster view. The actor keeps an in-memory copy: SessionOpened / SessionClosed (sent by the
-gateway after it updated the records) keep it current at once, `on_start` loads it, every
+gateway after it updated the records) keep it current at once, the activation loads it, every
 heartbeat replaces it with what the directory says (so a lost close, or a second activation
 during a view change, cannot keep a stale session), and protocols.cluster.NodeLeft drops the
 sessions of a node that is gone. The presence record holds no sessions, so two activations
@@ -21,14 +21,22 @@ user.
 While the user is not offline a heartbeat timer re-saves the record with a fresh
 `alive_until`, so readers see a user whose actor's node died as offline within
 `alive_window`, and the pending timer keeps the actor from being passivated (a pending grace
-period must fire). After a crash or a handover, `on_start` reloads the record and the
+period must fire). After a crash or a handover, the activation reloads the record and the
 sessions: with sessions the user is online; without, a record that is still live starts the
 grace period, as if the last session had just closed.
+
+Loading waits for the first message: when it is a SessionOpened carrying the gateway's
+snapshot (the socket was the user's only session, and the presence record was read in the
+same atomic step that recorded it), the actor starts from the snapshot instead of reading the
+records, and keeps it only if its first save, conditional on the snapshot, succeeds; anything
+that saved the record in between (an activation elsewhere, before a crash or a handover)
+makes that save fail, and the actor then loads as it would have. Should no message come with
+the activation (protocols.cluster.Activate), a timer loads at once.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol, cast
 
 import msgspec
 
@@ -78,6 +86,25 @@ class Heartbeat(msgspec.Struct, frozen=True):
     """Timer message: reload the sessions and re-save the record so it stays live."""
 
 
+class Load(msgspec.Struct, frozen=True):
+    """Timer message: load the state now, unless a message already made the actor load it
+    (an activation by protocols.cluster.Activate gets no message of its own)."""
+
+
+# Timer messages without fields: one instance each, not one per timer.
+_HEARTBEAT = Heartbeat()
+_LOAD = Load()
+
+
+class ConditionalPresenceStore(Protocol):
+    """A PresenceStore that can save on the condition that the record is still the one a
+    snapshot saw (protocols.user_messages.PresenceSnapshot); Redis implements it."""
+
+    async def save_if(self, user_id: str, record: PresenceRecord, stamp: str) -> bool:
+        """Save, or return False without writing when the record changed since `stamp`."""
+        ...
+
+
 class UserActor(Actor):
     def __init__(self, key: str, context: ActorContext, *, presence: PresenceStore,
                  broadcaster: Broadcaster, directory: SessionDirectory,
@@ -102,10 +129,55 @@ class UserActor(Actor):
         self._heartbeat_timer: int | None = None
         self._unread: int | None = None  # None until first needed
         self._saved_at: float | None = None  # clock.monotonic() of the last presence save
+        self._loaded = False  # until the first message loads the state (or adopts a snapshot)
+        self._load_timer: int | None = None
 
     # -- lifecycle ------------------------------------------------------------------------
 
     async def on_start(self) -> None:
+        # The first message loads (see the module docstring); this timer is for an
+        # activation that gets none.
+        self._load_timer = self.context.schedule(0.0, _LOAD)
+
+    async def _start(self, message: Any) -> None:
+        """Load the state before the activation's first message is handled, or adopt the
+        snapshot that message carries."""
+        if self._load_timer is not None:
+            self.context.cancel(self._load_timer)
+            self._load_timer = None
+        if not (isinstance(message, SessionOpened) and await self._adopt(message)):
+            await self._load()
+        self._loaded = True
+
+    async def _adopt(self, opened: SessionOpened) -> bool:
+        """Start from the snapshot of `opened` (its session is the user's only one), as
+        `_load` would have from the same records: kept only if the save conditional on the
+        snapshot succeeds. False, the state untouched, when there is no snapshot to trust."""
+        snapshot = opened.presence
+        # hasattr, not a runtime protocol's isinstance: that costs microseconds per call.
+        if snapshot is None or not hasattr(self._presence, "save_if"):
+            return False
+        store = cast(ConditionalPresenceStore, self._presence)
+        seen = effective(snapshot.record, self.context.clock.time())
+        went_online = seen.status == "offline"
+        self._status = "online" if went_online else seen.status
+        self._sessions = {opened.session_id: opened.node_id}
+        try:
+            saved = await store.save_if(self.key, self._record(), snapshot.stamp)
+        except Exception:  # load instead, as if there had been no snapshot
+            self.context.log.warning("presence of %s not saved", self.key, exc_info=True)
+            saved = False
+        if not saved:
+            self._status, self._sessions = "offline", {}
+            return False
+        self._saved_at = self.context.clock.monotonic()
+        self._arm_heartbeat()
+        if went_online:
+            await self._announce()
+        return True
+
+    async def _load(self) -> None:
+        """The state from the presence record and the session records."""
         record = await self._presence.load(self.key)
         now = self.context.clock.time()
         seen = effective(record, now)
@@ -135,6 +207,8 @@ class UserActor(Actor):
     # -- messages -------------------------------------------------------------------------
 
     async def receive(self, message: Any) -> Any:
+        if not self._loaded:
+            await self._start(message)
         match message:
             case SessionOpened(session_id=session_id, node_id=node_id):
                 await self._opened(session_id, node_id)
@@ -146,6 +220,8 @@ class UserActor(Actor):
                 await self._grace_over(generation)
             case Heartbeat():
                 await self._beat()
+            case Load():
+                pass  # loaded above
             case SetPresence(status=status):
                 return await self._choose(status)
             case GetPresence():
@@ -166,7 +242,7 @@ class UserActor(Actor):
     async def _opened(self, session_id: str, node_id: str) -> None:
         if self._sessions.get(session_id) == node_id and self._status != "offline" \
                 and self._grace_timer is None and self._fresh_save():
-            # on_start just loaded this session from the records and saved the record that
+            # The activation just loaded (or adopted) this session and saved the record that
             # says so (the common first connect): nothing to write again.
             return
         self._sessions[session_id] = node_id
@@ -292,7 +368,7 @@ class UserActor(Actor):
 
     def _arm_heartbeat(self) -> None:
         if self._heartbeat_timer is None:
-            self._heartbeat_timer = self.context.schedule(self._heartbeat_every, Heartbeat())
+            self._heartbeat_timer = self.context.schedule(self._heartbeat_every, _HEARTBEAT)
 
     def _record(self) -> PresenceRecord:
         if self._status == "offline":

@@ -18,17 +18,32 @@ from typing import Any
 
 import msgspec
 
-from protocols.presence import ChosenStatus
+from protocols.presence import ChosenStatus, PresenceRecord
+
+
+class PresenceSnapshot(msgspec.Struct, frozen=True, kw_only=True):
+    """The user's presence record as the gateway read it in the same atomic step that
+    recorded the socket (None: there was none), and `stamp`, the presence store's mark of
+    that version of the record (opaque): a save conditional on it fails when anything saved
+    the record in between."""
+
+    record: PresenceRecord | None
+    stamp: str
 
 
 class SessionOpened(msgspec.Struct, frozen=True, kw_only=True):
     """A socket of this user connected (on `node_id`; already in the session records). The
     first session makes the user online; a session opened within the grace period after the
     last one closed cancels the pending offline, so a quick reconnect never shows as
-    offline. Idempotent."""
+    offline. Idempotent.
+
+    `presence` is set when this socket was the user's only recorded session as it was
+    recorded: an actor that has not loaded its state yet may then start from it instead of
+    reading the records, provided its first save, conditional on the snapshot, succeeds."""
 
     session_id: str
     node_id: str
+    presence: PresenceSnapshot | None = None
 
 
 class SessionClosed(msgspec.Struct, frozen=True, kw_only=True):

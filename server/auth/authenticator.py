@@ -12,9 +12,11 @@ is refused (never a token let through unchecked). The gateway awaits `authentica
 
 from __future__ import annotations
 
+import enum
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
+from typing import Literal
 
 from aiohttp import web
 from aiohttp.typedefs import Middleware
@@ -29,6 +31,16 @@ log = logging.getLogger("hubbub.auth")
 # (token, principal) of the request being handled in this task, once fully checked.
 _CHECKED: ContextVar[tuple[str, Principal] | None] = ContextVar("hubbub_checked_token",
                                                                 default=None)
+
+
+class _NotRead(enum.Enum):
+    NOT_READ = enum.auto()
+
+
+# For `still_valid`: the caller did not read the watermark cache (it reads it itself).
+NOT_READ = _NotRead.NOT_READ
+# What a caller read under `watermark_key`: the value, None for nothing cached, or NOT_READ.
+CachedWatermark = int | None | Literal[_NotRead.NOT_READ]
 
 
 def _revoked() -> Unauthorized:
@@ -60,6 +72,17 @@ class Authenticator:
         """Whether the user signed out everywhere since the principal's token was issued."""
         return principal.issued_at < await self._watermarks.valid_after(principal.user_id)
 
+    def watermark_key(self, user_id: str) -> str | None:
+        """The Redis key of the user's cached watermark, or None (TokenWatermarks.cache_key):
+        for a caller that reads it in a script of its own, then asks `revoked_cached`."""
+        return self._watermarks.cache_key(user_id)
+
+    async def revoked_cached(self, principal: Principal, cached: int | None) -> bool:
+        """`revoked`, the caller having read the cache under `watermark_key` (`cached`: what
+        it held, None for nothing)."""
+        valid_after = await self._watermarks.valid_after_cached(principal.user_id, cached)
+        return principal.issued_at < valid_after
+
     def __call__(self, token: str) -> Principal:
         """The synchronous form: the answer `check_bearer_token` found for this request."""
         checked = _CHECKED.get()
@@ -84,28 +107,46 @@ def verify_token(authenticator: Callable[[str], Principal], token: str) -> Princ
     return authenticator(token)
 
 
-async def still_valid(authenticator: Callable[[str], Principal], principal: Principal) -> bool:
-    """False when the principal's user signed out everywhere since its token was issued."""
-    if isinstance(authenticator, Authenticator):
+async def still_valid(authenticator: Callable[[str], Principal], principal: Principal,
+                      cached: CachedWatermark = NOT_READ) -> bool:
+    """False when the principal's user signed out everywhere since its token was issued.
+    `cached`: what the caller read under `watermark_key` (None: nothing cached), if it did."""
+    if not isinstance(authenticator, Authenticator):
+        return True
+    if cached is NOT_READ:
         return not await authenticator.revoked(principal)
-    return True
+    return not await authenticator.revoked_cached(principal, cached)
+
+
+def watermark_key(authenticator: Callable[[str], Principal], user_id: str) -> str | None:
+    """Authenticator.watermark_key of an Authenticator; None for any other authenticator."""
+    if isinstance(authenticator, Authenticator):
+        return authenticator.watermark_key(user_id)
+    return None
 
 
 def check_bearer_token(authenticator: Callable[[], Authenticator | None]) -> Middleware:
     """The middleware running Authenticator.check before each endpoint declared with auth.
     `authenticator` answers the app's Authenticator (None before startup)."""
 
-    @web.middleware
-    async def middleware(request: web.Request, handler: web.Handler) -> web.StreamResponse:
-        endpoint = current_endpoint(request)
-        found = authenticator()
-        if endpoint is None or not endpoint.auth or found is None:
-            return await handler(request)
+    async def checked(request: web.Request, handler: web.Handler,
+                      found: Authenticator) -> web.StreamResponse:
         token = bearer_token(request)  # raises the same 401 `missing_token` the endpoint would
         reset = _CHECKED.set((token, await found.check(token)))
         try:
             return await handler(request)
         finally:
             _CHECKED.reset(reset)
+
+    # Not a coroutine function: a request that needs no token gets the handler's own
+    # awaitable, with no frame of ours held while it runs. A Socket.IO websocket is such a
+    # request for as long as the socket lives, and each frame held is memory per connection.
+    @web.middleware
+    def middleware(request: web.Request, handler: web.Handler) -> Awaitable[web.StreamResponse]:
+        endpoint = current_endpoint(request)
+        found = authenticator()
+        if endpoint is None or not endpoint.auth or found is None:
+            return handler(request)
+        return checked(request, handler, found)
 
     return middleware

@@ -10,7 +10,7 @@ adapter and its fake agree on what "expired" means.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from protocols.auth import Credentials, Rotation
 from protocols.users import Me
@@ -131,6 +131,16 @@ class WatermarkCache(Protocol):
 
     async def raise_to(self, user_id: str, valid_after: int) -> None:
         """Cache a new watermark unless a higher one is cached."""
+        ...
+
+
+@runtime_checkable
+class KeyedWatermarkCache(WatermarkCache, Protocol):
+    """A WatermarkCache kept under one Redis key per user (storage/redis/token_watermarks.py),
+    so a caller may read a watermark in the same script as other keys of its own."""
+
+    def key(self, user_id: str) -> str:
+        """The key holding the user's cached watermark."""
         ...
 
 

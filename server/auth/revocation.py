@@ -36,7 +36,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from datetime import datetime
 
-from server.auth.ports import TokenWatermarkStore, WatermarkCache
+from server.auth.ports import KeyedWatermarkCache, TokenWatermarkStore, WatermarkCache
 from storage.errors import StorageError
 
 log = logging.getLogger("hubbub.auth")
@@ -94,6 +94,8 @@ class TokenWatermarks:
                  clock: Callable[[], float] = time.time) -> None:
         self._store = store
         self._cache = cache
+        # Checked once: an isinstance of a runtime protocol costs microseconds per call.
+        self._keyed = cache if isinstance(cache, KeyedWatermarkCache) else None
         self._clock = clock
         self._warned_at = -math.inf
 
@@ -104,6 +106,17 @@ class TokenWatermarks:
         except StorageError:
             self._warn("reading")
             return await self._store.get(user_id)
+        return await self.valid_after_cached(user_id, cached)
+
+    def cache_key(self, user_id: str) -> str | None:
+        """The Redis key of the user's cached watermark, when the cache keeps one (None
+        otherwise): a caller that reads it itself, with other keys in one script, passes
+        what it found to `valid_after_cached`."""
+        return self._keyed.key(user_id) if self._keyed is not None else None
+
+    async def valid_after_cached(self, user_id: str, cached: int | None) -> int:
+        """`valid_after`, the cache already read: `cached` is what it held (None: nothing).
+        A miss reads Postgres and fills the cache, as `valid_after` does."""
         if cached is not None:
             return cached
         value = await self._store.get(user_id)

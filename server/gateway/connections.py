@@ -13,24 +13,56 @@ import socketio
 from actors.ports import PresenceStore, UnreadNotifications
 from actors.system import ActorSystem
 from server.auth.principal import Principal
+from server.gateway.deadlines import Deadline, Deadlines
 from server.gateway.limits import TokenBucket
 from server.gateway.ports import PresenceVisibility, RoomChannels, SessionRecords
 
 log = logging.getLogger("hubbub.gateway")
 
 
-@dataclass(eq=False, slots=True)
 class Connection:
-    """One authenticated socket. Owned by the gateway on the node holding the socket."""
+    """One authenticated socket. Owned by the gateway on the node holding the socket.
 
-    sid: str
-    user_id: str
-    expires_at: int  # unix seconds: the connection is closed then unless refreshed
-    bucket: TokenBucket
-    rooms: set[str] = field(default_factory=set)  # chat rooms joined through room:join
-    watching: set[str] = field(default_factory=set)  # users whose presence it receives
-    calls: set[str] = field(default_factory=set)  # calls it invited or accepted (CallActor)
-    expiry: asyncio.TimerHandle | None = None
+    Its sets are made on first use: most sockets never watch anyone's presence nor take part
+    in a call, and an empty set costs 216 bytes per socket."""
+
+    __slots__ = ("_calls", "_rooms", "_watching", "bucket", "expires_at", "expiry", "sid",
+                 "user_id")
+
+    def __init__(self, sid: str, user_id: str, expires_at: int, bucket: TokenBucket) -> None:
+        self.sid = sid
+        self.user_id = user_id
+        self.expires_at = expires_at  # unix seconds: closed then unless refreshed
+        self.bucket = bucket
+        # When the token expires (server/gateway/session.py), while the socket is held.
+        self.expiry: Deadline[Connection] | None = None
+        self._rooms: set[str] | None = None
+        self._watching: set[str] | None = None
+        self._calls: set[str] | None = None
+
+    def __repr__(self) -> str:
+        return f"Connection(sid={self.sid!r}, user_id={self.user_id!r})"
+
+    @property
+    def rooms(self) -> set[str]:
+        """Chat rooms joined through room:join."""
+        if self._rooms is None:
+            self._rooms = set()
+        return self._rooms
+
+    @property
+    def watching(self) -> set[str]:
+        """Users whose presence it receives."""
+        if self._watching is None:
+            self._watching = set()
+        return self._watching
+
+    @property
+    def calls(self) -> set[str]:
+        """Calls it invited or accepted (CallActor)."""
+        if self._calls is None:
+            self._calls = set()
+        return self._calls
 
 
 @dataclass(eq=False)
@@ -61,6 +93,8 @@ class Gateway:
     # With REDIS_URL: the chat rooms' channels between nodes; this node holds a room's while
     # one of its sockets is in the room (chat.join / chat.leave / the socket's close).
     room_channels: RoomChannels | None = None
+    # The token expiry of every socket (server/gateway/session.py makes it on first use).
+    expiries: Deadlines[Connection] | None = None
     _tasks: set[asyncio.Task[Any]] = field(default_factory=set)
 
     def spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> None:

@@ -6,11 +6,19 @@ SessionDirectory that UserActors read every node's records through.
 A socket is in the session records (server/gateway/ports.py SessionRecords) while this node
 holds it: added before the user's UserActor is told SessionOpened, removed before it is told
 SessionClosed, so an actor that (re)loads the records, wherever in the cluster it runs,
-neither misses a session it was told about nor revives one it was told is closed."""
+neither misses a session it was told about nor revives one it was told is closed.
+
+With Redis behind the records, the watermark cache and presence, a connect records the socket
+and reads the user's cached token watermark and presence record in one script (storage/redis/
+sessions.py `open`): one round trip where an add, a cache read and the actor's own reads of
+the records and the presence were four. The presence snapshot rides on SessionOpened when the
+socket is the user's only session (actors/user.py adopts it, if it still holds, instead of
+loading)."""
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Collection
@@ -23,14 +31,23 @@ from actors.errors import ActorError
 from actors.user import UserActor
 from protocols.socket import FORBIDDEN, UNAUTHORIZED, AuthRefresh, RefreshAck
 from protocols.user_messages import SessionClosed, SessionOpened
-from server.auth.authenticator import authenticate, still_valid, verify_token
+from server.auth.authenticator import (
+    NOT_READ,
+    authenticate,
+    still_valid,
+    verify_token,
+    watermark_key,
+)
 from server.gateway import acks, calls, chat
 from server.gateway.broadcaster import user_room
 from server.gateway.connections import Connection, Gateway
+from server.gateway.deadlines import Deadlines
 from server.gateway.limits import TokenBucket
 from server.gateway.ports import SessionRecords
 from server.http.problems import Unauthorized
 from storage.errors import StorageError
+from storage.redis.presence import RedisPresenceStore
+from storage.redis.sessions import OpenedSession, RedisSessionRecords
 
 log = logging.getLogger("hubbub.gateway")
 SWEEP_INTERVAL = 30.0  # seconds between two passes of `sweep`
@@ -64,19 +81,21 @@ async def connect(gw: Gateway, sid: str, auth: Any) -> None:
     # (re)activated in between, on any node, finds it.
     gw.connections[sid] = conn
     try:
-        await _records(gw).add(conn.user_id, sid, gw.node_id)
+        opened = await _record(gw, conn)
     except StorageError:
         gw.connections.pop(sid, None)
         log.warning("refusing a socket: its session could not be recorded", exc_info=True,
                     extra={"user_id": conn.user_id})
         raise _refused(_UNAVAILABLE) from None
     # A sign-out everywhere raises the watermark, then lists the user's recorded sockets to
-    # close them: a connect racing it was either listed there or sees the watermark here.
+    # close them: a connect racing it was either listed there or sees the watermark here
+    # (read after the record was written: by the same script, or by `still_valid`).
     # (Listed but not yet fully connected, its close would be ignored: that takes a sign-out
     # within the next few statements; such a socket can still not auth:refresh, and it is
     # closed when its token expires.)
     try:
-        valid = await still_valid(gw.authenticate, principal)
+        valid = await still_valid(gw.authenticate, principal,
+                                  NOT_READ if opened is None else opened.watermark)
     except Exception:
         log.warning("refusing a socket: its token could not be checked", exc_info=True)
         valid = None
@@ -84,9 +103,12 @@ async def connect(gw: Gateway, sid: str, auth: Any) -> None:
         gw.connections.pop(sid, None)
         await _unrecord(gw, conn)
         raise _refused(_UNAUTHORIZED if valid is False else _UNAVAILABLE)
+    # The snapshot only when this socket is the user's only session: an actor that adopts
+    # it then starts with exactly the sessions the records hold.
+    snapshot = opened.presence if opened is not None and opened.sessions == 1 else None
     try:
         await gw.system.ref(UserActor, conn.user_id).tell(
-            SessionOpened(session_id=sid, node_id=gw.node_id))
+            SessionOpened(session_id=sid, node_id=gw.node_id, presence=snapshot))
     except ActorError:  # the system is stopping: this node takes no new sockets
         gw.connections.pop(sid, None)
         await _unrecord(gw, conn)
@@ -158,8 +180,9 @@ async def disconnect_user(gw: Gateway, user_id: str) -> None:
 def _arm_expiry(gw: Gateway, conn: Connection) -> None:
     if conn.expiry is not None:
         conn.expiry.cancel()
-    delay = max(0.0, conn.expires_at - time.time())
-    conn.expiry = asyncio.get_running_loop().call_later(delay, _expire, gw, conn)
+    if gw.expiries is None:
+        gw.expiries = Deadlines(functools.partial(_expire, gw))
+    conn.expiry = gw.expiries.add(conn.expires_at, conn)
 
 
 def _expire(gw: Gateway, conn: Connection) -> None:
@@ -167,7 +190,7 @@ def _expire(gw: Gateway, conn: Connection) -> None:
     if gw.connections.get(conn.sid) is not conn:
         return
     if conn.expires_at > time.time():
-        _arm_expiry(gw, conn)  # loop timers may fire a hair early against the wall clock
+        _arm_expiry(gw, conn)  # refreshed meanwhile, or a loop timer firing a hair early
         return
     log.info("closing a socket whose token expired", extra={"user_id": conn.user_id})
     gw.spawn(gw.sio.disconnect(conn.sid), name=f"expire:{conn.sid}")
@@ -179,6 +202,20 @@ def _expire(gw: Gateway, conn: Connection) -> None:
 def _records(gw: Gateway) -> SessionRecords:
     assert gw.sessions_store is not None, "the gateway builds its session records at startup"
     return gw.sessions_store
+
+
+async def _record(gw: Gateway, conn: Connection) -> OpenedSession | None:
+    """Record the socket. With Redis behind the records, the watermark cache and presence,
+    read the user's cached watermark and presence record in the same script (the module
+    docstring); None after a plain add otherwise."""
+    records, presence = _records(gw), gw.presence
+    key = watermark_key(gw.authenticate, conn.user_id) if gw.authenticate else None
+    if key is not None and isinstance(records, RedisSessionRecords) \
+            and isinstance(presence, RedisPresenceStore):
+        return await records.open(conn.user_id, conn.sid, gw.node_id, watermark_key=key,
+                                  presence_key=presence.key(conn.user_id))
+    await records.add(conn.user_id, conn.sid, gw.node_id)
+    return None
 
 
 async def _unrecord(gw: Gateway, conn: Connection) -> None:
@@ -255,6 +292,8 @@ class RecordedSessions:
     (a node that just joined and already took sockets), and a removed record would be lost
     for good, while one left out comes back with the view. The cluster removes a dead node's
     records with SessionRecords.forget_node when it reaps the node (and they expire anyway)."""
+
+    __slots__ = ("_gw", "_records")  # one per UserActor activation, so per connected user
 
     def __init__(self, gw: Gateway, records: SessionRecords) -> None:
         self._gw = gw

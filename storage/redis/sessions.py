@@ -11,29 +11,47 @@ and the node's set, so writes from several nodes interleave safely; the two keys
 one hash slot, so this needs a single Redis (primary), not Redis Cluster. Both keys get an
 expiry of `ttl` on every add, so records whose remove was lost (a Redis error during a
 disconnect, a node that died and was never forgotten) vanish by themselves.
+
+`open` is an add that also reads, in the same script and so in one round trip, what the
+gateway needs next about the user: how many sessions they have recorded, their cached token
+watermark (storage/redis/token_watermarks.py) and a snapshot of their presence record
+(storage/redis/presence.py). The reads follow the write atomically: a sign-out that raises
+the watermark after them lists this session when it closes the user's sockets.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 import redis.asyncio as redis
 from redis.exceptions import RedisError
 
+from protocols.user_messages import PresenceSnapshot
 from storage.errors import StorageError
+from storage.redis.presence import SNAPSHOT_FIELDS, parse_snapshot
+from storage.redis.token_watermarks import parse_watermark
 
 DEFAULT_TTL = 7 * 24 * 3600.0
 _FORGET_BATCH = 200  # users per forget_node script: keeps each script short for Redis
 
 # KEYS[1]: user hash; KEYS[2]: node set. ARGV[1]: session id; ARGV[2]: node id;
 # ARGV[3]: user id; ARGV[4]: ttl (s).
-_ADD = """
+_RECORD = """
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 redis.call('EXPIRE', KEYS[1], ARGV[4])
 redis.call('SADD', KEYS[2], ARGV[3])
 redis.call('EXPIRE', KEYS[2], ARGV[4])
-return 1
+"""
+_ADD = _RECORD + "return 1"
+
+# _ADD's write, then the reads of `open`: KEYS[3] the user's cached watermark, KEYS[4] their
+# presence record, ARGV[5..] the record's SNAPSHOT_FIELDS. Answers {sessions recorded,
+# {fields}, watermark} (a missing field or key reads as false in Lua: nil to the caller).
+_OPEN = _RECORD + """
+return {redis.call('HLEN', KEYS[1]), redis.call('HMGET', KEYS[4], unpack(ARGV, 5)),
+        redis.call('GET', KEYS[3])}
 """
 
 # Same KEYS; ARGV[1..3] as in _ADD. Only a record naming this node is dropped (a node removes
@@ -69,6 +87,15 @@ def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
+@dataclass(frozen=True, slots=True)
+class OpenedSession:
+    """What `open` read right after recording the session."""
+
+    sessions: int  # the user's recorded sessions, this one included
+    watermark: int | None  # the cached token watermark; None when none is cached
+    presence: PresenceSnapshot  # the user's presence record
+
+
 class RedisSessionRecords:
     def __init__(self, client: redis.Redis, key_prefix: str, *,
                  ttl: float = DEFAULT_TTL) -> None:
@@ -80,6 +107,7 @@ class RedisSessionRecords:
         self._ttl = math.ceil(ttl)
         # Registered once: calls go by EVALSHA, reloading a script if Redis lost it.
         self._add = client.register_script(_ADD)
+        self._open = client.register_script(_OPEN)
         self._remove = client.register_script(_REMOVE)
         self._forget = client.register_script(_FORGET)
 
@@ -95,6 +123,19 @@ class RedisSessionRecords:
                             args=[session_id, node_id, user_id, self._ttl])
         except (RedisError, OSError) as exc:
             raise StorageError(f"session of {user_id} not recorded: {exc}") from exc
+
+    async def open(self, user_id: str, session_id: str, node_id: str, *,
+                   watermark_key: str, presence_key: str) -> OpenedSession:
+        """`add`, then read what the gateway needs next (see the module docstring)."""
+        try:
+            count, fields, watermark = await self._open(
+                keys=[self._user_key(user_id), self._node_key(node_id), watermark_key,
+                      presence_key],
+                args=[session_id, node_id, user_id, self._ttl, *SNAPSHOT_FIELDS])
+        except (RedisError, OSError) as exc:
+            raise StorageError(f"session of {user_id} not recorded: {exc}") from exc
+        return OpenedSession(sessions=int(count), watermark=parse_watermark(watermark),
+                             presence=parse_snapshot(fields))
 
     async def remove(self, user_id: str, session_id: str, node_id: str) -> None:
         try:

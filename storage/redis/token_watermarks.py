@@ -30,6 +30,17 @@ return 1
 """
 
 
+def parse_watermark(value: bytes | None) -> int | None:
+    """A cached watermark as stored (`get`, or a script reading `key`); None when none is
+    cached or the value is not one of ours (Postgres then answers)."""
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        return None
+
+
 class RedisWatermarkCache:
     def __init__(self, client: redis.Redis, key_prefix: str, *,
                  ttl: float = DEFAULT_TTL) -> None:
@@ -48,12 +59,7 @@ class RedisWatermarkCache:
             value = await self._client.get(self.key(user_id))
         except (RedisError, OSError) as exc:
             raise StorageError(f"watermark cache unavailable: {exc}") from exc
-        if value is None:
-            return None
-        try:
-            return int(value)
-        except ValueError:  # not ours: treat as missing, Postgres answers
-            return None
+        return parse_watermark(value)
 
     async def offer(self, user_id: str, valid_after: int) -> None:
         try:

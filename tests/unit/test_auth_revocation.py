@@ -11,7 +11,12 @@ from typing import Any, cast
 import pytest
 from aiohttp import web
 
-from server.auth.authenticator import Authenticator, authenticate, check_bearer_token
+from server.auth.authenticator import (
+    Authenticator,
+    authenticate,
+    check_bearer_token,
+    still_valid,
+)
 from server.auth.principal import Principal
 from server.auth.revocation import MemoryWatermarkCache, TokenWatermarks, issued_at
 from server.auth.tokens import TokenCodec
@@ -41,7 +46,8 @@ class Harness:
         self.clock = FakeClock()
         self.monotonic = FakeClock(0.0)
         self.store = FakeTokenWatermarks()
-        self.cache = cache or MemoryWatermarkCache(ttl=60, clock=self.monotonic)
+        self.cache = cache if cache is not None else MemoryWatermarkCache(ttl=60,
+                                                                          clock=self.monotonic)
         self.watermarks = TokenWatermarks(self.store, self.cache, clock=self.clock)
         self.codec = TokenCodec("k" * 32, issuer="hubbub", audience="hubbub-api", ttl=900,
                                 clock=self.clock)
@@ -195,3 +201,43 @@ async def test_authenticate_also_takes_a_plain_callable(h: Harness) -> None:
     await h.sign_out(ANN)
     with pytest.raises(Unauthorized):
         await authenticate(h.authenticator, token)
+
+
+async def test_a_request_without_auth_gets_the_handlers_own_awaitable(h: Harness) -> None:
+    # No coroutine of the middleware's wraps it: nothing of ours is held for as long as the
+    # handler runs (a Socket.IO websocket: the whole life of the socket).
+    middleware = check_bearer_token(lambda: h.authenticator)
+    public = cast(web.Request, SimpleNamespace(match_info=SimpleNamespace(
+        handler=SimpleNamespace(__endpoint__=SimpleNamespace(auth=False))), headers={}))
+    unrouted = cast(web.Request, SimpleNamespace(match_info=SimpleNamespace(
+        handler=SimpleNamespace()), headers={}))
+    for request in (public, unrouted):
+        pending = _no_content()
+        assert middleware(request, lambda r, p=pending: p) is pending  # type: ignore[misc]
+        assert (await pending).status == 204
+
+
+class KeyedCache(MemoryWatermarkCache):
+    """A WatermarkCache with a key per user, as the Redis one."""
+
+    def key(self, user_id: str) -> str:
+        return f"auth:valid-after:{user_id}"
+
+
+async def test_a_watermark_read_by_the_caller_spares_the_cache_read() -> None:
+    h = Harness(cache=KeyedCache(ttl=60))
+    assert Harness().watermarks.cache_key(ANN) is None  # the memory cache keeps no keys
+    assert h.authenticator.watermark_key(ANN) == f"auth:valid-after:{ANN}"
+    token = await h.token(ANN)
+    principal = h.authenticator.verify(token)
+    reads = h.store.reads
+    # Found in the cache by the caller: no Postgres read.
+    assert await still_valid(h.authenticator, principal, 0) is True
+    assert h.store.reads == reads
+    # Not found: Postgres answers, and the cache is filled.
+    assert await still_valid(h.authenticator, principal, None) is True
+    assert h.store.reads == reads + 1 and await h.cache.get(ANN) == 0
+    await h.sign_out(ANN)
+    assert await still_valid(h.authenticator, principal, None) is False  # from Postgres
+    assert await still_valid(h.authenticator, principal, await h.cache.get(ANN)) is False
+    assert await still_valid(h.authenticator, principal) is False  # reading the cache itself

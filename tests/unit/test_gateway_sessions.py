@@ -281,3 +281,38 @@ async def test_the_sweep_closes_zombies_and_retries_failed_removes(h: Harness) -
     assert h.gw.unremoved == set() and h.gw.connections == {}
     assert await h.records.of_user(ANN) == {}
     assert h.journal[-3:] == [("remove", "s2"), ("closed", "s2"), ("remove", "s1")]
+
+
+async def test_a_socket_whose_token_expired_is_closed(h: Harness) -> None:
+    closing = asyncio.Event()
+
+    async def disconnect(sid: str) -> None:
+        h.journal.append(("disconnect", sid))
+        closing.set()
+        await session.disconnect(h.gw, sid)
+
+    h.sio.disconnect = disconnect  # type: ignore[attr-defined]
+    for sid in ("s1", "s2"):
+        h.sio.transport(sid)
+        await session.connect(h.gw, sid, {"token": "t"})
+    assert h.gw.expiries is not None and len(h.gw.expiries) == 2  # one timer for both
+    conn = h.gw.connections["s1"]
+    conn.expires_at = int(time.time()) - 1  # its token ran out
+    await session.refresh(h.gw, h.gw.connections["s2"], AuthRefresh(token="t"))
+    session._arm_expiry(h.gw, conn)
+    assert len(h.gw.expiries) == 2  # a refresh or a re-arm replaces the entry
+    await asyncio.wait_for(closing.wait(), 5)
+    await h.settled()
+    assert ("disconnect", "s1") in h.journal and list(h.gw.connections) == ["s2"]
+    assert len(h.gw.expiries) == 1
+    await session.disconnect(h.gw, "s2")
+    assert len(h.gw.expiries) == 0
+
+
+async def test_a_connection_makes_its_sets_on_first_use(h: Harness) -> None:
+    h.sio.transport("s1")
+    await session.connect(h.gw, "s1", {"token": "t"})
+    conn = h.gw.connections["s1"]
+    assert (conn._rooms, conn._watching, conn._calls) == (None, None, None)
+    conn.rooms.add("r1")
+    assert conn.rooms == {"r1"} and conn._watching is None and conn._calls is None
