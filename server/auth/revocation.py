@@ -126,6 +126,15 @@ class TokenWatermarks:
             self._warn("filling")
         return value
 
+    async def known(self, user_id: str, valid_after: int) -> None:
+        """A watermark just read from Postgres (a login, a refresh): put it in the cache if it
+        holds none, as a miss would (SET NX: never over a newer one), so the socket connect
+        and the requests that follow find it cached. Best effort."""
+        try:
+            await self._cache.offer(user_id, valid_after)
+        except StorageError:
+            self._warn("filling")
+
     async def state(self, user_id: str) -> tuple[int, datetime | None]:
         """(watermark, last sign-out) from the store itself, not the cache."""
         return await self._store.state(user_id)

@@ -147,6 +147,7 @@ class AuthService:
         valid_after, signed_out_at = await self._watermarks.state(user.id)
         if signed_out_at is not None and signed_out_at > now:
             raise Unauthorized("The refresh token is not valid", code="invalid_refresh_token")
+        await self._watermarks.known(user.id, valid_after)
         return self._response(user, successor, issued_at(now, valid_after))
 
     async def logout(self, refresh_token: str) -> None:
@@ -233,6 +234,7 @@ class AuthService:
         )
         if valid_after is None:
             raise _signed_out_meanwhile()
+        await self._watermarks.known(user.id, valid_after)  # the socket connect reads it next
         return self._response(user, refresh_token, issued_at(checked_at, valid_after))
 
     def _response(self, user: Me, refresh_token: str, iat: int) -> AuthResponse:

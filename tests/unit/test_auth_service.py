@@ -432,3 +432,20 @@ async def test_a_refresh_racing_logout_all_hands_out_nothing_that_lasts(
         with pytest.raises(Unauthorized):
             await service.refresh(late.refresh_token)
     assert tokens.live(session.user.id) == []
+
+
+async def test_login_signup_and_refresh_leave_the_watermark_cached(world: World) -> None:
+    """The socket connect that follows a login finds the watermark without Postgres."""
+    store = FakeTokenWatermarks()
+    cache = MemoryWatermarkCache()
+    watermarks = TokenWatermarks(store, cache, clock=world.clock)
+    service = AuthService(accounts=world.accounts, refresh_tokens=FakeRefreshTokens(store),
+                          resets=world.resets, mailer=world.mailer, tokens=world.codec,
+                          watermarks=watermarks, passwords=Passwords(CHEAP), settings=SETTINGS,
+                          clock=world.clock)
+    session = await service.signup(_signup())
+    assert await cache.get(session.user.id) == 0
+    await cache.raise_to(session.user.id, 5)  # a sign-out's raise is never lowered
+    await service.login(LoginRequest(identifier=session.user.username, password="correct horse"))
+    await service.refresh(session.refresh_token)
+    assert await cache.get(session.user.id) == 5
