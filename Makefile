@@ -21,7 +21,7 @@ STAMP_LOAD := $(VENV)/.stamp-load
 
 .PHONY: help run test lint fmt migrate bench bench-feed bench-chat bench-cluster bench-scheduler \
   docker lock clean \
-  clean-data redis fuzz
+  clean-data redis fuzz locust locust-ui
 
 help:
 	@echo "make run         serve on 127.0.0.1:8080 (embedded Postgres, data in ./var)"
@@ -35,6 +35,9 @@ help:
 	@echo "make bench-chat  Socket.IO chat, Hubbub alone: deliveries per CPU-s, peak deliveries/s, latency, RSS and CPU per connection"
 	@echo "make bench-cluster  the bench-chat load on a 1-node then a 2-node cluster, side by side"
 	@echo "make bench-disconnect  how long the loop stays busy when 4,000 / 20,000 sockets drop at once"
+	@echo "make locust      locust headless against HOST (http://127.0.0.1:8080): USERS=200 SPAWN=20 TIME=5m"
+	@echo "                 SHAPE=steady|spike|reconnect|smoke|none; CSV + HTML report in var/locust/; UI=1: web UI"
+	@echo "make locust-ui   the locust web UI on http://127.0.0.1:8089 (LOCUST_WEB_PORT); pick classes and shape there"
 	@echo "make bench-scheduler  scheduled posts: lateness when idle, and 2,000 due in one second"
 	@echo "make docker      build the container image $(IMAGE)"
 	@echo "make lock        regenerate requirements.lock, the image's hash-locked dependencies (LOCK_ARGS=--upgrade)"
@@ -171,6 +174,40 @@ bench-scheduler: $(STAMP_LOAD)
 # BENCH_DISCONNECT_SOCKETS (4000,20000): one fresh server per size; minutes at 20,000.
 bench-disconnect: $(STAMP_LOAD)
 	$(BIN)/python loadtest/bench_disconnect.py
+
+# Locust against a running server (loadtest/locustfile.py; the README's load-testing section
+# lists the server settings a load test needs). HOST must be a URL: the server's own HOST
+# variable (a bind address) in the environment is ignored. Headless, bounded by TIME; the CSV
+# files (with the full history), the HTML report and the log land in
+# $(LOCUST_RESULTS)/<date>-<time>-<shape>/. LOCUST_ARGS passes more locust options.
+LOCUST_URL = $(if $(filter http://% https://%,$(HOST)),$(HOST),http://127.0.0.1:8080)
+USERS ?= 200
+SPAWN ?= 20
+TIME ?= 5m
+SHAPE ?= steady
+UI ?=
+LOCUST_RESULTS ?= var/locust
+LOCUST_WEB_PORT ?= 8089
+LOCUST_ARGS ?=
+ifneq ($(UI),)
+locust: locust-ui
+else
+locust: $(STAMP_LOAD)
+	@dir=$(LOCUST_RESULTS)/$$(date +%Y%m%d-%H%M%S)-$(SHAPE); mkdir -p $$dir; \
+	echo "locust: shape $(SHAPE), $(USERS) users at $(SPAWN)/s for $(TIME) against $(LOCUST_URL)"; \
+	LOCUST_SHAPE=$(SHAPE) $(BIN)/locust -f loadtest/locustfile.py --headless \
+	  --host $(LOCUST_URL) --users $(USERS) --spawn-rate $(SPAWN) --run-time $(TIME) \
+	  --stop-timeout 10 --only-summary --csv $$dir/locust --csv-full-history \
+	  --html $$dir/report.html $(LOCUST_ARGS) </dev/null 2>&1 | tee $$dir/locust.log; \
+	echo "results: $$dir"
+endif
+
+# The web UI, bound to 127.0.0.1 only; every shape is offered (--class-picker), and a run
+# started there stops after TIME.
+locust-ui: $(STAMP_LOAD)
+	LOCUST_SHAPE=all $(BIN)/locust -f loadtest/locustfile.py --host $(LOCUST_URL) \
+	  --web-host 127.0.0.1 --web-port $(LOCUST_WEB_PORT) --class-picker \
+	  --users $(USERS) --spawn-rate $(SPAWN) --run-time $(TIME) $(LOCUST_ARGS)
 
 # Documented rather than exercised here: needs a Docker engine.
 docker:

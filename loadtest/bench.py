@@ -138,8 +138,13 @@ def main() -> int:
     try:
         base_url = bench.start(
             options.log_level,
-            # Every simulated user signs up from the same address within seconds.
-            RATE_LIMIT_ROUTES=f"auth.signup={UNLIMITED},auth.login={UNLIMITED}",
+            # Every simulated user comes from one address: the README's load-test settings.
+            RATE_LIMIT_ROUTES=",".join(f"{route}={UNLIMITED}" for route in (
+                "auth.signup", "auth.login", "posts.create", "media.upload",
+                "media.create_upload")),
+            POSTS_PER_DAY=UNLIMITED, SOCKET_EVENTS_PER_SECOND="1000", SOCKET_EVENT_BURST="1000",
+            SCHEDULE_MIN_INTERVAL_SECONDS="0", SCHEDULE_MAX_PER_HOUR="0",
+            SCHEDULE_MAX_PER_DAY="0", ARGON2_TIME_COST="1", ARGON2_MEMORY_KIB="8192",
         )
         assert bench.process is not None
         print(f"ready; running locust for {options.seconds}s with {options.users} users ...",

@@ -1,118 +1,39 @@
-"""Locust scenarios for Hubbub's REST API.
+"""Locust scenarios for Hubbub: every path a real client takes, weighted like a social app
+(many readers, fewer writers), over REST and over long-lived Socket.IO connections.
 
-    .venv/bin/locust -f loadtest/locustfile.py --host http://127.0.0.1:8080
+    make locust HOST=http://127.0.0.1:8080 USERS=200 SPAWN=20 TIME=5m SHAPE=steady
+    .venv/bin/locust -f loadtest/locustfile.py --host http://127.0.0.1:8080 --web-host 127.0.0.1
 
-or `make bench`, which starts a throwaway server and runs these headless (loadtest/bench.py).
-Requests are named by route (`name=`), so the statistics group `/v1/users/{id}` as one row.
+User classes (weights): Reader 12, Writer 3, Scheduler 1 (locust_rest.py), ChatUser 5
+(locust_socket.py), CallUser 1 (locust_calls.py). LOCUST_SHAPE picks the load shape
+(locust_shapes.py): steady, spike, reconnect or smoke; unset or "none": plain --users /
+--spawn-rate / --run-time; "all": every shape, for the web UI's --class-picker. The other
+knobs (LOADTEST_*) are in locust_settings.py; the README's load-testing section has them all,
+with the server settings a load test needs.
 """
 
 from __future__ import annotations
 
 import os
-import random
-import uuid
-from typing import Any
 
-from locust import between, task
-from locust.contrib.fasthttp import FastHttpUser
-from locust.exception import StopUser
+import locust_events  # noqa: F401 (registers the spike, storm and seeding listeners)
+from locust_calls import CallUser
+from locust_rest import Reader, Scheduler, Writer
+from locust_shapes import SHAPES, HubbubShape
+from locust_socket import ChatUser
 
-PASSWORD = "load-test password 1"
-# Pause between one user's requests, "min,max" seconds; "0,0" finds the server's throughput
-# ceiling rather than its latency at a steady load.
-WAIT_MIN, WAIT_MAX = (float(x) for x in os.environ.get("LOADTEST_WAIT", "0.1,0.5").split(","))
-
-# Ids of every user signed up by this locust process, so simulated users can look each other
-# up and follow each other. A module-level list is fine in a load script: locust runs users as
-# greenlets in one thread, and appends are atomic.
-KNOWN_USERS: list[str] = []
+__all__ = ["CallUser", "ChatUser", "Reader", "Scheduler", "Writer"]
 
 
-class RestUser(FastHttpUser):
-    """Signs up once, then reads its account, rotates its refresh token, looks at profiles and
-    follower lists, and follows and unfollows the other simulated users."""
+def _shapes(choice: str) -> dict[str, type[HubbubShape]]:
+    if choice in ("", "none"):
+        return {}
+    if choice == "all":
+        return {cls.__name__: cls for cls in SHAPES.values()}
+    if choice not in SHAPES:
+        raise SystemExit(f"LOCUST_SHAPE={choice!r}: one of none, all, {', '.join(SHAPES)}")
+    return {SHAPES[choice].__name__: SHAPES[choice]}
 
-    wait_time = between(WAIT_MIN, WAIT_MAX)
 
-    def on_start(self) -> None:
-        self.following: set[str] = set()
-        name = f"lt_{uuid.uuid4().hex[:12]}"
-        body = {"username": name, "email": f"{name}@example.com", "password": PASSWORD,
-                "display_name": f"Load {name[-4:]}"}
-        with self.client.post("/v1/auth/signup", json=body, name="/v1/auth/signup",
-                              catch_response=True) as response:
-            if response.status_code != 201:
-                response.failure(f"signup: {response.status_code} {response.text[:200]}")
-        if response.status_code != 201:
-            raise StopUser()  # nothing else works without an account
-        created = response.json()
-        self._take_tokens(created)
-        self.user_id: str = created["user"]["id"]
-        KNOWN_USERS.append(self.user_id)
-
-    def _take_tokens(self, auth: dict[str, Any]) -> None:
-        self.access_token = auth["access_token"]
-        self.refresh_token = auth["refresh_token"]
-
-    @property
-    def _auth(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.access_token}"}
-
-    def _someone_else(self) -> str | None:
-        if len(KNOWN_USERS) < 2:
-            return None
-        while True:
-            other = random.choice(KNOWN_USERS)
-            if other != self.user_id:
-                return other
-
-    @task(3)
-    def me(self) -> None:
-        self.client.get("/v1/auth/me", headers=self._auth, name="/v1/auth/me")
-
-    @task(1)
-    def refresh(self) -> None:
-        # Rotation: the old refresh token is spent; keep the new pair.
-        with self.client.post("/v1/auth/refresh", json={"refresh_token": self.refresh_token},
-                              name="/v1/auth/refresh", catch_response=True) as response:
-            if response.status_code == 200:
-                self._take_tokens(response.json())
-            else:
-                response.failure(f"refresh: {response.status_code} {response.text[:200]}")
-
-    @task(5)
-    def profile(self) -> None:
-        other = self._someone_else() or self.user_id
-        self.client.get(f"/v1/users/{other}", headers=self._auth, name="/v1/users/{id}")
-
-    @task(2)
-    def follow(self) -> None:
-        other = self._someone_else()
-        if other is None or other in self.following:
-            return
-        with self.client.post(f"/v1/users/{other}/follow", headers=self._auth,
-                              name="/v1/users/{id}/follow",
-                              catch_response=True) as response:
-            if response.ok:
-                self.following.add(other)
-            else:
-                response.failure(f"follow: {response.status_code} {response.text[:200]}")
-
-    @task(1)
-    def unfollow(self) -> None:
-        if not self.following:
-            return
-        other = random.choice(sorted(self.following))
-        with self.client.delete(f"/v1/users/{other}/follow", headers=self._auth,
-                                name="/v1/users/{id}/follow",
-                                catch_response=True) as response:
-            if response.ok:
-                self.following.discard(other)
-            else:
-                response.failure(f"unfollow: {response.status_code} {response.text[:200]}")
-
-    @task(3)
-    def followers(self) -> None:
-        other = self._someone_else() or self.user_id
-        self.client.get(f"/v1/users/{other}/followers?limit=20", headers=self._auth,
-                        name="/v1/users/{id}/followers")
+# Locust runs the shape class it finds in this module: export the chosen one(s) only.
+globals().update(_shapes(os.environ.get("LOCUST_SHAPE", "").strip().lower()))
