@@ -21,7 +21,7 @@ STAMP_LOAD := $(VENV)/.stamp-load
 
 .PHONY: help run test lint fmt migrate bench bench-feed bench-chat bench-cluster bench-scheduler \
   docker lock clean \
-  clean-data redis fuzz locust locust-ui
+  clean-data redis chromium fuzz locust locust-ui
 
 help:
 	@echo "make run         serve on 127.0.0.1:8080 (embedded Postgres, data in ./var)"
