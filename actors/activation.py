@@ -2,6 +2,12 @@
 
 The drain task exists only while there are messages: when the mailbox empties the task ends
 and an idle timer is armed; an idle actor therefore holds no task, just its instance.
+
+Tracing: with a MessageTracer installed on the system (server/tracing.py, when OpenTelemetry
+is configured), a message sent inside a trace carries its sender's trace context in its
+envelope, and is handled inside a span `actor.<Kind>.<MessageType>`, child of that context
+and current while `receive` runs (so the Postgres and Redis calls it makes are its children).
+Without one, envelopes carry nothing and handling pays one `is None` test.
 """
 
 from __future__ import annotations
@@ -9,8 +15,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from actors.actor import Actor, ActorContext
 from actors.errors import ActorCrashed, Rejected
@@ -19,10 +26,58 @@ from protocols.cluster import Activate
 
 if TYPE_CHECKING:
     from actors.clock import Timer
+    from actors.ref import ActorRef
     from actors.system import ActorSystem
 
 log = logging.getLogger("hubbub.actors")
 ActorFactory = Callable[[str, ActorContext], Actor]
+
+
+class MessageSpan(Protocol):
+    """One message being handled, traced (MessageTracer.handling)."""
+
+    def rejected(self, code: str) -> None:
+        """The actor refused the message (Rejected): an answer, not a failure."""
+        ...
+
+    def crashed(self, exc: BaseException) -> None:
+        """The actor failed on the message: recorded on the span, which is marked an error."""
+        ...
+
+    def end(self) -> None:
+        """Handling is over: end the span and make the previous trace context current again.
+        Called once, in the task that called `handling`."""
+        ...
+
+
+class MessageTracer(Protocol):
+    """Traces actor messages; the runtime calls it only when one is installed
+    (`ActorSystem.tracer`). A trace context is opaque to the runtime: it carries it in
+    envelopes and hands it back."""
+
+    def current(self) -> object | None:
+        """The caller's trace context, to travel with a message it sends; None outside any
+        trace (such a message is handled untraced)."""
+        ...
+
+    def handling(self, ref: ActorRef, message: object, parent: object) -> MessageSpan:
+        """Start the span of `ref` handling `message`, child of `parent` (a context from
+        `current` or `from_traceparent`), and make it current."""
+        ...
+
+    def use(self, context: object | None) -> AbstractContextManager[None]:
+        """Make `context` (None: no trace at all) the current trace context within the block;
+        tasks created there keep it."""
+        ...
+
+    def traceparent(self) -> str | None:
+        """The current trace context as a W3C `traceparent` (None outside any trace), for the
+        envelopes that carry a message to another node."""
+        ...
+
+    def from_traceparent(self, traceparent: str) -> object | None:
+        """The trace context a `traceparent` from another node names (None: malformed)."""
+        ...
 
 
 @dataclass(slots=True)
@@ -30,6 +85,7 @@ class Envelope:
     message: Any
     reply: asyncio.Future[Any] | None = None
     deadline: float | None = None  # loop time after which the asker no longer waits
+    trace: object | None = None  # the sender's trace context (MessageTracer; None: untraced)
 
 
 class Activation:
@@ -65,8 +121,15 @@ class Activation:
             self.idle_timer.cancel()
             self.idle_timer = None
         if self.task is None or self.task.done():
-            self.task = asyncio.get_running_loop().create_task(
-                self._drain(), name=f"actor:{self.ref.kind}/{self.ref.key}")
+            tracer = self.system.tracer
+            if tracer is None:
+                self.task = asyncio.get_running_loop().create_task(
+                    self._drain(), name=f"actor:{self.ref.kind}/{self.ref.key}")
+                return
+            # Not in the trace of whoever woke it: each message brings its own (or none).
+            with tracer.use(None):
+                self.task = asyncio.get_running_loop().create_task(
+                    self._drain(), name=f"actor:{self.ref.kind}/{self.ref.key}")
 
     async def _drain(self) -> None:
         while not self.mailbox.empty() and not self.moving:
@@ -97,19 +160,29 @@ class Activation:
     async def _handle(self, envelope: Envelope) -> None:
         reply = envelope.reply
         self.context.stop_requested = False  # an earlier message's wish does not carry over
+        span: MessageSpan | None = None
+        if envelope.trace is not None and (tracer := self.system.tracer) is not None:
+            span = tracer.handling(self.ref, envelope.message, envelope.trace)
         try:
             actor = self.actor or await self._start()
             # Activate only makes sure the actor is live (on_start re-armed its timers).
             result = None if isinstance(envelope.message, Activate) else \
                 await actor.receive(envelope.message)
         except Rejected as refusal:
+            if span is not None:
+                span.rejected(refusal.code)
             if reply is not None and not reply.done():
                 reply.set_exception(refusal)
         except Exception as exc:  # supervision: a crash is contained to this actor
+            if span is not None:
+                span.crashed(exc)
             self._crashed(envelope, exc)
         else:
             if reply is not None and not reply.done():
                 reply.set_result(result)
+        finally:
+            if span is not None:
+                span.end()
 
     def _crashed(self, envelope: Envelope, exc: Exception) -> None:
         log.exception("actor %s crashed on %s; restarting from storage", self.ref,

@@ -17,6 +17,12 @@ Delivery semantics (the transport is at most once):
   or AskTimeout. An ask that times out may still have been processed: callers retry with
   idempotent messages (client_id, session id).
 - order: messages from one node to one node arrive in the order they were sent.
+
+Tracing: when the local host has a tracer (ActorSystem.tracer) and a message is sent inside a
+trace, its RemoteTell / RemoteAsk carries the W3C `traceparent` of the sender's context; the
+receiving node hands the context it names to the runtime with the message, whose span is then
+a child of the sender's (one trace across nodes). Nodes without tracing send none and ignore
+one they receive.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ from typing import Any, Protocol
 
 import msgspec
 
+from actors.activation import MessageTracer
 from actors.errors import (
     ActorCrashed,
     ActorStopped,
@@ -75,12 +82,19 @@ class LocalHost(Protocol):
     """What the router needs of this node's actor system for inbound messages."""
 
     def accept_remote(self, kind: str, key: str, message: Any,
-                      reply: asyncio.Future[Any] | None, view: int, hops: int) -> None:
-        """Deliver to the local activation, or pass on to the owner this node knows of."""
+                      reply: asyncio.Future[Any] | None, view: int, hops: int,
+                      trace: object | None = None) -> None:
+        """Deliver to the local activation, or pass on to the owner this node knows of.
+        `trace`: the sender's trace context (MessageTracer.from_traceparent), or None."""
         ...
 
     def view_hint(self, version: int) -> None:
         """Another node has seen membership view `version`: re-read the view if newer."""
+        ...
+
+    @property
+    def tracer(self) -> MessageTracer | None:
+        """Traces messages (None: tracing is off)."""
         ...
 
 
@@ -170,10 +184,21 @@ class RemoteRouter:
         except TransportFull:
             raise MailboxFull("too many messages waiting to leave this node") from None
 
+    def _traceparent(self) -> str | None:
+        tracer = None if self._host is None else self._host.tracer
+        return None if tracer is None else tracer.traceparent()
+
+    def _trace_of(self, traceparent: str | None) -> object | None:
+        if traceparent is None or self._host is None:
+            return None
+        tracer = self._host.tracer
+        return None if tracer is None else tracer.from_traceparent(traceparent)
+
     def _tell_envelope(self, kind: str, key: str, message: Any, hops: int) -> RemoteTell:
         name, body = self._registry.encode(message)
         return RemoteTell(kind=kind, key=key, type=name, body=body, sender=self.node_id,
-                          view=self._view_version(), hops=hops)
+                          view=self._view_version(), hops=hops,
+                          traceparent=self._traceparent())
 
     async def deliver(self, node: str, kind: str, key: str, message: Any,
                       hops: int = 0) -> None:
@@ -207,7 +232,8 @@ class RemoteRouter:
             async with asyncio.timeout(timeout):
                 received = await self._send(node, RemoteAsk(
                     id=ask_id, kind=kind, key=key, type=name, body=body, sender=self.node_id,
-                    view=self._view_version(), timeout=timeout, hops=hops))
+                    view=self._view_version(), timeout=timeout, hops=hops,
+                    traceparent=self._traceparent()))
                 if not received:
                     self.stats.undeliverable += 1
                     raise Unavailable(f"node {node} is not listening")
@@ -274,7 +300,8 @@ class RemoteRouter:
             return
         self._host.view_hint(tell.view)
         try:
-            self._host.accept_remote(tell.kind, tell.key, message, None, tell.view, tell.hops)
+            self._host.accept_remote(tell.kind, tell.key, message, None, tell.view, tell.hops,
+                                     self._trace_of(tell.traceparent))
         except Exception:
             log.warning("tell %s to %s/%s not accepted", tell.type, tell.kind, tell.key,
                         exc_info=True)
@@ -293,7 +320,8 @@ class RemoteRouter:
             return
         self._host.view_hint(ask.view)
         try:
-            self._host.accept_remote(ask.kind, ask.key, message, reply, ask.view, ask.hops)
+            self._host.accept_remote(ask.kind, ask.key, message, reply, ask.view, ask.hops,
+                                     self._trace_of(ask.traceparent))
         except Exception as exc:  # e.g. a full mailbox or a stopped system: say so
             if not reply.done():
                 reply.set_exception(exc)

@@ -17,6 +17,10 @@ the rest of its mailbox to the new owner, runs on_stop, and (if it had timers to
 the new owner to activate, which reloads its state from storage. A send that finds its node
 gone waits for the next view and goes to the new owner; an ask that still cannot be served
 raises Unavailable with a retry hint.
+
+Tracing (off unless `tracer` is set, see actors/activation.py MessageTracer): a message
+carries the trace context of the code that sent it, locally in its envelope and to another
+node as a W3C traceparent (actors/remote.py); messages a timer sends start no trace.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from actors.activation import Activation, ActorFactory, Envelope
+from actors.activation import Activation, ActorFactory, Envelope, MessageTracer
 from actors.actor import Actor, ActorContext
 from actors.clock import Clock, LoopClock
 from actors.errors import ActorError, ActorStopped, AskTimeout, MailboxFull, Unavailable
@@ -75,10 +79,13 @@ DEFAULT_FORWARD_TIMEOUT = 5.0
 class ActorSystem:
     def __init__(self, *, clock: Clock | None = None, placement: Placement | None = None,
                  remote: RemoteDelivery | None = None, mailbox_size: int = 1000,
-                 idle_timeout: float = 300.0) -> None:
+                 idle_timeout: float = 300.0, tracer: MessageTracer | None = None) -> None:
         self.clock: Clock = clock or LoopClock()
         self.placement: Placement = placement or LocalPlacement()
         self.remote = remote
+        # Traces messages (server/tracing.py installs one when tracing is configured); None:
+        # messages carry no trace context and nothing is traced.
+        self.tracer = tracer
         self.mailbox_size = mailbox_size
         self.idle_timeout = idle_timeout
         self.stats = RuntimeStats()
@@ -151,7 +158,8 @@ class ActorSystem:
             await self._tell_remote(ref, message)
             return
         activation = self._activation(ref)
-        envelope = Envelope(message, reply, deadline)
+        envelope = Envelope(message, reply, deadline,
+                            None if self.tracer is None else self.tracer.current())
         if activation.mailbox.full() and wait_for_room:
             activation.waiting_senders += 1
             try:
@@ -203,6 +211,10 @@ class ActorSystem:
         return True
 
     def _deliver_nowait(self, ref: ActorRef, message: Any) -> None:
+        self._put_nowait(ref, message, None if self.tracer is None else self.tracer.current())
+
+    def _put_nowait(self, ref: ActorRef, message: Any, trace: object | None) -> None:
+        """`_deliver_nowait` with the trace context the message carries given."""
         self._check_open()
         node = self._remote_node(ref)
         if node is not None:
@@ -211,22 +223,32 @@ class ActorSystem:
             return
         activation = self._activation(ref)
         try:
-            activation.mailbox.put_nowait(Envelope(message))
+            activation.mailbox.put_nowait(Envelope(message, None, None, trace))
         except asyncio.QueueFull:
             raise MailboxFull(f"{ref} mailbox is full ({self.mailbox_size})") from None
         activation.wake()
 
     def _deliver_from_timer(self, ref: ActorRef, message: Any) -> None:
+        # A timer's message starts no trace: the callback runs in the context the timer was
+        # armed in (a message's span, long ended), and a timer that re-arms itself would
+        # otherwise chain every later message into one endless trace.
         if self._closed or self._remote_node(ref) is not None:
             return  # moved: the new owner re-arms its timers from storage
         try:
-            self._deliver_nowait(ref, message)
+            self._put_nowait(ref, message, None)
         except MailboxFull:
             # A timer must not be lost to a momentarily full mailbox: wait for room.
             self._spawn(ref.tell(message))
 
-    def _spawn(self, coro: Any) -> None:
-        task = asyncio.get_running_loop().create_task(coro)
+    def _spawn(self, coro: Any, trace: object | None = None) -> None:
+        """Run `coro` in a background task; with a tracer, in trace context `trace` (None:
+        none), not in whatever context the caller happens to run."""
+        loop = asyncio.get_running_loop()
+        if self.tracer is None:
+            task = loop.create_task(coro)
+        else:
+            with self.tracer.use(trace):
+                task = loop.create_task(coro)
         self._background.add(task)
         task.add_done_callback(self._background_done)
 
@@ -266,10 +288,12 @@ class ActorSystem:
             self._spawn(self._tell_remote(ActorRef(self, kind, key), message))
 
     def accept_remote(self, kind: str, key: str, message: Any,
-                      reply: asyncio.Future[Any] | None, view: int, hops: int) -> None:
-        """A message from another node (actors.remote.LocalHost). Delivered here when this
-        node owns the key; otherwise passed on, after re-reading the view when the sender's
-        was newer. Raises ActorStopped / MailboxFull (the router answers the asker)."""
+                      reply: asyncio.Future[Any] | None, view: int, hops: int,
+                      trace: object | None = None) -> None:
+        """A message from another node (actors.remote.LocalHost), sent in trace context
+        `trace` (None: untraced). Delivered here when this node owns the key; otherwise
+        passed on, after re-reading the view when the sender's was newer. Raises
+        ActorStopped / MailboxFull (the router answers the asker)."""
         self._check_open()
         if kind not in self._factories:
             raise ActorError(f"actor kind {kind} is not registered")
@@ -277,20 +301,21 @@ class ActorSystem:
         if self._remote_node(ref) is None:
             if reply is None:
                 try:
-                    self._deliver_nowait(ref, message)
+                    self._put_nowait(ref, message, trace)
                 except MailboxFull:
-                    self._spawn(ref.tell(message))  # wait for room rather than drop
+                    self._spawn(ref.tell(message), trace)  # wait for room rather than drop
                 return
             activation = self._activation(ref)
             try:
                 activation.mailbox.put_nowait(Envelope(
-                    message, reply, asyncio.get_running_loop().time() + DEFAULT_FORWARD_TIMEOUT))
+                    message, reply, asyncio.get_running_loop().time() + DEFAULT_FORWARD_TIMEOUT,
+                    trace))
             except asyncio.QueueFull:
                 raise MailboxFull(f"{ref} mailbox is full ({self.mailbox_size})") from None
             activation.wake()
             return
         self.stats.forwarded += 1
-        self._spawn(self._pass_on(ref, message, reply, view, hops))
+        self._spawn(self._pass_on(ref, message, reply, view, hops), trace)
 
     async def _pass_on(self, ref: ActorRef, message: Any, reply: asyncio.Future[Any] | None,
                        view: int, hops: int) -> None:
@@ -382,12 +407,12 @@ class ActorSystem:
             return
         self.stats.forwarded += 1
         if envelope.reply is None:
-            self._spawn(ref.tell(message))
+            self._spawn(ref.tell(message), envelope.trace)
             return
         loop = asyncio.get_running_loop()
         remaining = (envelope.deadline or loop.time() + DEFAULT_FORWARD_TIMEOUT) - loop.time()
         self._spawn(self._pipe(self._ask(ref, message, max(remaining, 0.001)),
-                               envelope.reply))
+                               envelope.reply), envelope.trace)
 
     # -- passivation and shutdown ------------------------------------------------------
 

@@ -54,7 +54,14 @@ class RemoteError(msgspec.Struct, frozen=True, kw_only=True):
     retry_after: float | None = None
 
 
-class RemoteTell(msgspec.Struct, frozen=True, kw_only=True, tag="tell", tag_field="op"):
+# RemoteTell and RemoteAsk leave out fields at their defaults (omit_defaults): a field added
+# later with a default (`traceparent`) costs nothing on the wire while unused, and nodes of
+# either release decode each other's envelopes (a missing field takes its default, an unknown
+# one is ignored).
+
+
+class RemoteTell(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True, tag="tell",
+                 tag_field="op"):
     kind: str  # actor kind (class name)
     key: str
     type: str  # registry name of the message
@@ -62,9 +69,13 @@ class RemoteTell(msgspec.Struct, frozen=True, kw_only=True, tag="tell", tag_fiel
     sender: str  # node id
     view: int  # the sender's membership view version when it picked this node
     hops: int = 0  # forwards so far (a node that no longer owns the key passes it on)
+    # The sender's trace context (W3C `traceparent`) when tracing is on and the message was
+    # sent inside a trace; the receiver handles it as a child span of that context.
+    traceparent: str | None = None
 
 
-class RemoteAsk(msgspec.Struct, frozen=True, kw_only=True, tag="ask", tag_field="op"):
+class RemoteAsk(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True, tag="ask",
+                tag_field="op"):
     id: int  # unique per sender; the reply names it
     kind: str
     key: str
@@ -74,6 +85,7 @@ class RemoteAsk(msgspec.Struct, frozen=True, kw_only=True, tag="ask", tag_field=
     view: int
     timeout: float  # seconds the sender waits; the receiver gives up after as long
     hops: int = 0
+    traceparent: str | None = None  # as RemoteTell's
 
 
 class RemoteReply(msgspec.Struct, frozen=True, kw_only=True, tag="reply", tag_field="op"):

@@ -1,4 +1,6 @@
-"""Structured JSON logs, one object per line, carrying the current request id.
+"""Structured JSON logs, one object per line, carrying the current request id, and the
+`trace_id` and `span_id` of the current span when tracing is on and it is sampled
+(server/tracing.py; with tracing off there never is one).
 
 Every line is JSON: the libraries that log on their own (python-socketio and python-engineio
 add a plain-text stderr handler to their loggers unless told otherwise) are routed through
@@ -21,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import msgspec
+from opentelemetry import trace
 
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "request_id", default=None
@@ -48,6 +51,12 @@ class JsonFormatter(logging.Formatter):
         request_id = request_id_var.get()
         if request_id:
             entry["request_id"] = request_id
+        span = trace.get_current_span()
+        if span is not trace.INVALID_SPAN:  # always so with tracing off
+            context = span.get_span_context()
+            if context.is_valid and context.trace_flags.sampled:
+                entry["trace_id"] = f"{context.trace_id:032x}"
+                entry["span_id"] = f"{context.span_id:016x}"
         for key, value in vars(record).items():
             if key not in _STANDARD and not key.startswith("_"):
                 entry[key] = value

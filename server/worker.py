@@ -66,6 +66,7 @@ from server.startup import (
     listen_error,
     wait_for_endpoint,
 )
+from server.tracing import traced_app
 from server.users.wiring import setup_users
 from storage.kafka.event_bus import KafkaEventBus
 
@@ -188,7 +189,7 @@ async def run_worker(settings: Settings) -> None:
 
 
 async def _run(settings: Settings, stop: _Stop) -> None:
-    app = create_worker_app(settings)
+    app = traced_app(create_worker_app, settings)
     lifecycle = app[LIFECYCLE]
     runner = web.AppRunner(app, handle_signals=False, access_log=None)
     health: web.AppRunner | None = None

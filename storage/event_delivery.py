@@ -3,6 +3,11 @@ exponential backoff, and park the event as a dead letter once the retries are sp
 
 Shared by the in-process and the Kafka bus (storage.memory.event_bus, storage.kafka.event_bus)
 so both apply one policy. Handlers match server.events.ports.EventHandler.
+
+Tracing: an event that travels with a W3C traceparent (its outbox row's trace, see
+server.events.ports) is handled inside a CONSUMER span `<consumer> <event type>`, child of
+that context and current while the handler runs, retries included. Without one (tracing off
+where the event was written) nothing is traced and nothing is paid.
 """
 
 from __future__ import annotations
@@ -13,9 +18,16 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol, TypeVar
 
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
 from protocols.events import EVENT_TYPES, TOPICS, EventEnvelope
 
 log = logging.getLogger("hubbub.events")
+# A proxy: spans go to the TracerProvider server/tracing.py installs; a no-op until then.
+_tracer = trace.get_tracer("hubbub.events")
+_w3c = TraceContextTextMapPropagator()
 
 EventHandler = Callable[[EventEnvelope], Awaitable[None]]
 Sleep = Callable[[float], Awaitable[None]]
@@ -116,6 +128,12 @@ def describe(exc: BaseException) -> str:
     return text[:2000]
 
 
+def trace_context(traceparent: str) -> otel_context.Context:
+    """The OpenTelemetry context a W3C traceparent names (an empty one when it is malformed:
+    a span started in it begins a new trace)."""
+    return _w3c.extract({"traceparent": traceparent})
+
+
 class Delivery:
     """Call one consumer's handler for one event under a RetryPolicy; park what keeps failing.
 
@@ -131,10 +149,33 @@ class Delivery:
         self.sleep = sleep
 
     async def deliver(self, consumer: str, handler: EventHandler, event: EventEnvelope,
-                      stopping: asyncio.Event) -> Literal["handled", "dead_lettered"]:
+                      stopping: asyncio.Event, traceparent: str | None = None,
+                      ) -> Literal["handled", "dead_lettered"]:
         """Handled, or dead-lettered after the last retry. Raises Stopped when the bus stops
         during a backoff, and the dead-letter store's error when parking fails: in both cases
-        the event must not be acknowledged."""
+        the event must not be acknowledged. `traceparent`: the trace the event continues (a
+        consumer span is made in it), None for none."""
+        if traceparent is None:
+            return await self._deliver(consumer, handler, event, stopping, None)
+        topic = topic_of(event)
+        with _tracer.start_as_current_span(
+                f"{consumer} {event.type}", context=trace_context(traceparent),
+                kind=trace.SpanKind.CONSUMER, attributes={
+                    "messaging.operation.type": "process",
+                    "messaging.consumer.group.name": consumer,
+                    "messaging.destination.name": topic or "",
+                    "messaging.message.id": event.id,
+                    "hubbub.event.type": event.type,
+                    "hubbub.event.key": event.key}) as span:
+            outcome = await self._deliver(consumer, handler, event, stopping, span)
+            if outcome == "dead_lettered":
+                span.set_status(trace.StatusCode.ERROR, "dead-lettered")
+            span.set_attribute("hubbub.event.outcome", outcome)
+            return outcome
+
+    async def _deliver(self, consumer: str, handler: EventHandler, event: EventEnvelope,
+                       stopping: asyncio.Event, span: trace.Span | None,
+                       ) -> Literal["handled", "dead_lettered"]:
         policy = self.policy
         failure: Exception | None = None
         for attempt in range(1, policy.attempts + 1):
@@ -143,6 +184,8 @@ class Delivery:
             except Exception as exc:  # any handler error is retried, then parked
                 failure = exc
                 self.observer.failed(consumer, event)
+                if span is not None:
+                    span.record_exception(exc)
                 if attempt == policy.attempts:
                     break
                 log.warning("event handler failed; retrying", extra={

@@ -3,6 +3,11 @@
 Delivery is at least once: an event may reach a consumer twice (after a crash, a rebalance or
 a relay retry), so every handler must be idempotent; see storage.postgres.processed for the
 usual way (record the event id in the same transaction as the effect).
+
+Tracing: an event may travel with a W3C `traceparent` (the trace its outbox row was written
+in), never inside the envelope (its shape is a contract): as a Kafka record header, or next to
+the event in the in-process bus's queues. The bus handles the event in a consumer span, child
+of that context (storage/event_delivery.py).
 """
 
 from __future__ import annotations
@@ -27,12 +32,16 @@ class EventBus(Protocol):
         """
         ...
 
-    async def publish(self, events: Sequence[EventEnvelope]) -> None:
+    async def publish(self, events: Sequence[EventEnvelope],
+                      traceparents: Sequence[str | None] | None = None) -> None:
         """Hand events to the bus; returns once they are durably accepted.
 
         Kafka: acknowledged by the brokers. In-process (nothing durable in memory): once every
         subscribed consumer has handled them. The outbox relay marks rows published only after
         this returns, so a crash before it leads to redelivery, not loss.
+
+        `traceparents`, when given, runs parallel to `events`: the W3C trace context each
+        event continues (None: none). The relay passes it only when one of them has one.
         """
         ...
 
@@ -70,7 +79,9 @@ class OutboxStore(Protocol):
     async def pending(self, limit: int) -> list[tuple[int, EventEnvelope]]:
         """The unpublished events of up to `limit` outbox rows as (seq, envelope), in seq
         order. A row may hold several events committed together (they share its seq), so
-        there may be more than `limit` of them."""
+        there may be more than `limit` of them. An item may also have a `traceparent`
+        attribute (storage.postgres.outbox_relay.PendingEvent): the W3C trace context its row
+        was written in, or None."""
         ...
 
     async def mark_published(self, seqs: Sequence[int]) -> None:

@@ -6,6 +6,12 @@ batches, publishes each batch, then marks it published. It wakes on NOTIFY the m
 transaction with events commits, and polls every `poll_interval` as a safety net. A failed
 publish is retried with backoff and its rows stay unpublished: delivery is at least once.
 The leader also runs the cleanup job (old published rows, old consumer claims).
+
+Tracing: a row written inside a trace keeps its W3C traceparent (storage.postgres.outbox).
+The relay publishes its events in that trace: one PRODUCER span `publish <topic>` per row
+trace and topic in a batch (a chat batch row is one), child of the row's context, lasting
+the bus's publish; the bus gets that span's traceparent with each event (a Kafka header, or
+next to the event in process) and consumers continue from it. Rows without one cost nothing.
 """
 
 from __future__ import annotations
@@ -14,15 +20,27 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Literal
 
+from opentelemetry import trace
+
+from protocols.events import EventEnvelope
 from server.events.metrics import EventMetrics
 from server.events.ports import EventBus, OutboxStore
-from storage.event_delivery import Sleep, Stopped, describe, until_stopped
+from storage.event_delivery import (
+    Sleep,
+    Stopped,
+    describe,
+    topic_of,
+    trace_context,
+    until_stopped,
+)
 
 log = logging.getLogger("hubbub.events.relay")
+_tracer = trace.get_tracer("hubbub.events.relay")  # a no-op until tracing is set up
 
 RelayState = Literal["stopped", "standby", "publishing", "waiting"]
 
@@ -134,9 +152,15 @@ class OutboxRelay:
             rows = await self._store.pending(options.batch_size)
             if rows:
                 events = [event for _, event in rows]
+                traced = _PublishSpans.of(rows, events)
                 try:
-                    await self._bus.publish(events)
+                    if traced is None:
+                        await self._bus.publish(events)
+                    else:
+                        await self._bus.publish(events, traced.traceparents)
                 except Exception as exc:  # the bus refused: keep the rows, retry later
+                    if traced is not None:
+                        traced.end(exc)
                     if self._stopping.is_set():
                         raise Stopped from exc
                     failures += 1
@@ -148,6 +172,8 @@ class OutboxRelay:
                         "error": describe(exc), "retry_in": delay})
                     await self._pause(delay)
                     continue
+                if traced is not None:
+                    traced.end()
                 failures = 0
                 await self._store.mark_published([seq for seq, _ in rows])
                 if self._metrics:
@@ -194,3 +220,54 @@ class OutboxRelay:
             self._metrics.relay_leader.set(1 if leading else 0)
             if not leading:
                 self._metrics.backlog(0, 0.0)  # only the leader reports the lag
+
+
+class _PublishSpans:
+    """The publish spans of one batch: one per (row traceparent, topic)."""
+
+    def __init__(self, spans: list[trace.Span], traceparents: list[str | None]) -> None:
+        self._spans = spans
+        self.traceparents = traceparents  # parallel to the batch's events
+
+    @classmethod
+    def of(cls, rows: Sequence[tuple[int, EventEnvelope]],
+           events: Sequence[EventEnvelope]) -> _PublishSpans | None:
+        """None when no row of the batch has a traceparent (tracing off where they were
+        written): nothing to do."""
+        row_parents = [getattr(row, "traceparent", None) for row in rows]
+        if not any(row_parents):
+            return None
+        by_trace: dict[tuple[str, str], str | None] = {}
+        spans: list[trace.Span] = []
+        traceparents: list[str | None] = []
+        for (seq, _), event, parent in zip(rows, events, row_parents, strict=True):
+            if parent is None:
+                traceparents.append(None)
+                continue
+            topic = topic_of(event) or "unknown"
+            key = (parent, topic)
+            if key not in by_trace:
+                span = _tracer.start_span(
+                    f"publish {topic}", context=trace_context(parent),
+                    kind=trace.SpanKind.PRODUCER, attributes={
+                        "messaging.operation.type": "publish",
+                        "messaging.destination.name": topic, "hubbub.outbox.seq": seq})
+                spans.append(span)
+                # With tracing off here (a no-op span), pass the row's own context on.
+                by_trace[key] = _traceparent_of(span) or parent
+            traceparents.append(by_trace[key])
+        return cls(spans, traceparents)
+
+    def end(self, error: BaseException | None = None) -> None:
+        for span in self._spans:
+            if error is not None:
+                span.record_exception(error)
+                span.set_status(trace.StatusCode.ERROR, describe(error))
+            span.end()
+
+
+def _traceparent_of(span: trace.Span) -> str | None:
+    context = span.get_span_context()
+    if not context.is_valid:
+        return None
+    return f"00-{context.trace_id:032x}-{context.span_id:016x}-{context.trace_flags:02x}"

@@ -35,6 +35,7 @@ import socketio
 from server.gateway.direct import message_frame
 from server.gateway.json_codec import holds_binary
 from server.gateway.namespace import GatewayNamespace, dispatch
+from server.gateway.tracing import traced_event
 
 log = logging.getLogger("hubbub.gateway")
 _decode = msgspec.json.Decoder().decode
@@ -125,8 +126,8 @@ class InboundPath:
                 result = await self.namespace.trigger_event(event, sid, *data[1:])
             else:
                 namespace = self.namespace
-                result = await dispatch(namespace.gateway, sid, event, tuple(data[1:]),
-                                        namespace.metrics)
+                result = await traced_event(event, sid, dispatch(
+                    namespace.gateway, sid, event, tuple(data[1:]), namespace.metrics))
             if ack_id is not None:
                 await self._ack(eio_sid, ack_id, result)
         except Exception:

@@ -47,6 +47,7 @@ from server.gateway import acks, calls, chat, presence, session
 from server.gateway.connections import Connection, Gateway
 from server.gateway.limits import MAX_EVENT_BYTES
 from server.gateway.metrics import SocketMetrics
+from server.gateway.tracing import traced_event
 
 log = logging.getLogger("hubbub.gateway")
 Handler = Callable[[Gateway, Connection, Any], Awaitable[dict[str, Any]]]
@@ -91,7 +92,8 @@ class GatewayNamespace(socketio.AsyncNamespace):
             self.metrics.disconnected(args[1] if len(args) > 1 else None,
                                       self.gateway.connections.get(sid))
             return await session.disconnect(self.gateway, sid)
-        return await dispatch(self.gateway, sid, event, args[1:], self.metrics)
+        return await traced_event(event, sid, dispatch(self.gateway, sid, event, args[1:],
+                                                       self.metrics))
 
 
 async def dispatch(gw: Gateway, sid: Any, event: Any, args: tuple[Any, ...],

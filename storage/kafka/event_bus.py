@@ -2,12 +2,18 @@
 
 Publishing: one idempotent producer (acks="all"); the record key is the envelope's key, so one
 aggregate's events share a partition and keep their order; the value is the envelope as JSON.
+An event published with a traceparent (its outbox row's trace) carries it as the record
+header `traceparent` (W3C); the envelope itself never changes. With OpenTelemetry's aiokafka
+instrumentation on, the send runs in that trace and the instrumentation writes the header (of
+its send span); without it, the header is written here.
 
 Consuming: one AIOKafkaConsumer per consumer group (group id "hubbub." + consumer name), one
 task each, handling records one at a time in partition order with the shared retry and
 dead-letter policy (storage.event_delivery). Offsets are committed only after the handler
 succeeded or the event was parked, so a crash or a rebalance redelivers instead of losing
-(at least once; handlers are idempotent). A new group starts from the earliest offset.
+(at least once; handlers are idempotent). A new group starts from the earliest offset. A
+record's `traceparent` header is handed to the delivery, which continues that trace in a
+consumer span.
 
 Starting: `start()` creates missing topics and starts the producer, and raises when the
 brokers cannot be reached (the caller may retry it). Each consumer then joins its group in its
@@ -28,6 +34,7 @@ from typing import Any
 import msgspec
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
+from opentelemetry import context as otel_context
 
 from protocols.events import TOPICS, EventEnvelope
 from storage.event_delivery import (
@@ -40,6 +47,7 @@ from storage.event_delivery import (
     Stopped,
     check_subscription,
     topic_of,
+    trace_context,
     until_stopped,
 )
 from storage.kafka.topics import ensure_topics
@@ -49,6 +57,22 @@ GROUP_PREFIX = "hubbub."
 _POLL_MS = 1000
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder(EventEnvelope).decode
+TRACE_HEADER = "traceparent"
+
+
+def _instrumented() -> bool:
+    """Whether OpenTelemetry's aiokafka instrumentation wraps AIOKafkaProducer.send now (it
+    then puts the send span's context into the record headers itself)."""
+    from opentelemetry.instrumentation.aiokafka import AIOKafkaInstrumentor
+
+    return AIOKafkaInstrumentor().is_instrumented_by_opentelemetry
+
+
+def _traceparent(record: ConsumerRecord) -> str | None:
+    for name, value in record.headers or ():
+        if name == TRACE_HEADER and value:
+            return value.decode("ascii", "replace")
+    return None
 
 
 @dataclass(frozen=True)
@@ -127,20 +151,32 @@ class KafkaEventBus:
         log.info("kafka event bus started", extra={
             "consumers": list(self._subscriptions), "bootstrap_servers": self._servers})
 
-    async def publish(self, events: Sequence[EventEnvelope]) -> None:
+    async def publish(self, events: Sequence[EventEnvelope],
+                      traceparents: Sequence[str | None] | None = None) -> None:
         producer = self._producer
         if producer is None or self._stopping.is_set():
             raise Stopped("the Kafka event bus is not running")
+        instrumented = traceparents is not None and _instrumented()
         # send() only appends to the partition's batch, in call order; then await the acks.
         acks = []
-        for event in events:
+        for index, event in enumerate(events):
             topic = topic_of(event)
             if topic is None:
                 log.error("event of unknown type not published",
                           extra={"event_id": event.id, "event_type": event.type})
                 continue
-            acks.append(await producer.send(topic, value=_encode(event),
-                                            key=event.key.encode()))
+            traceparent = traceparents[index] if traceparents is not None else None
+            if traceparent is None:
+                acks.append(await producer.send(topic, value=_encode(event),
+                                                key=event.key.encode()))
+                continue
+            headers = [] if instrumented else [(TRACE_HEADER, traceparent.encode())]
+            token = otel_context.attach(trace_context(traceparent))
+            try:
+                acks.append(await producer.send(topic, value=_encode(event),
+                                                key=event.key.encode(), headers=headers))
+            finally:
+                otel_context.detach(token)
         await asyncio.gather(*acks)
 
     async def check(self) -> None:
@@ -274,7 +310,7 @@ class KafkaEventBus:
                     continue
                 try:
                     await self._delivery.deliver(subscription.consumer, subscription.handler,
-                                                 event, self._stopping)
+                                                 event, self._stopping, _traceparent(record))
                 except Stopped:
                     break
                 except Exception:  # parking failed (e.g. the database is down): retry later

@@ -5,6 +5,9 @@ a time, in publish order; different consumers run in parallel. Nothing in memory
 `publish` returns only once every subscribed consumer has handled (or dead-lettered) each
 event; the outbox relay marks rows published after that, and a crash before it means
 redelivery from the outbox, not loss.
+
+An event's traceparent (when the relay gives one) travels next to it in the queues and is
+handed to the delivery, which continues that trace in a consumer span.
 """
 
 from __future__ import annotations
@@ -29,9 +32,9 @@ from storage.event_delivery import (
 
 log = logging.getLogger("hubbub.events")
 
-# A batch of events for one consumer, and the future its publisher awaits; None wakes a worker
-# to stop.
-_Item = tuple[list[EventEnvelope], "asyncio.Future[None]"] | None
+# A batch of events for one consumer, each with its traceparent (or None), and the future its
+# publisher awaits; None wakes a worker to stop.
+_Item = tuple[list[tuple[EventEnvelope, str | None]], "asyncio.Future[None]"] | None
 
 
 @dataclass
@@ -67,7 +70,8 @@ class InProcessEventBus:
         self._workers = [asyncio.create_task(self._work(c), name=f"events:{c.name}")
                          for c in self._consumers.values()]
 
-    async def publish(self, events: Sequence[EventEnvelope]) -> None:
+    async def publish(self, events: Sequence[EventEnvelope],
+                      traceparents: Sequence[str | None] | None = None) -> None:
         if self._stopping.is_set():
             raise Stopped("the event bus is stopped")
         loop = asyncio.get_running_loop()
@@ -76,9 +80,10 @@ class InProcessEventBus:
             if topic_of(event) is None:
                 log.error("event of unknown type not delivered",
                           extra={"event_id": event.id, "event_type": event.type})
+        traced = list(zip(events, traceparents or [None] * len(events), strict=True))
         # Enqueue without awaiting: concurrent publishes keep their order in every queue.
         for consumer in self._consumers.values():
-            mine = [e for e in events if topic_of(e) in consumer.topics]
+            mine = [(e, t) for e, t in traced if topic_of(e) in consumer.topics]
             if mine:
                 done = loop.create_future()
                 consumer.queue.put_nowait((mine, done))
@@ -114,11 +119,11 @@ class InProcessEventBus:
                 return
             events, done = item
             try:
-                for event in events:
+                for event, traceparent in events:
                     if self._stopping.is_set():
                         raise Stopped("the event bus stopped")
                     await self._delivery.deliver(consumer.name, consumer.handler, event,
-                                                 self._stopping)
+                                                 self._stopping, traceparent)
             except asyncio.CancelledError:  # stop() gave up waiting for this handler
                 if not done.done():
                     done.set_exception(Stopped("the event bus stopped"))

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,7 +40,7 @@ import msgspec
 from protocols.chat import Message
 from protocols.events import MessageSent, envelope
 from protocols.room_messages import SeqTaken
-from storage.postgres.outbox import OUTBOX_CHANNEL
+from storage.postgres.outbox import OUTBOX_CHANNEL, current_traceparent
 from storage.postgres.room_positions import POSITIONS_DELAY, PendingPositions, flush
 
 log = logging.getLogger("hubbub.storage.chat")
@@ -52,11 +53,13 @@ MAX_FLUSH_PAUSE = 5.0  # seconds between two tries to write the positions while 
 _SEQ_KEY = "messages_room_seq_key"
 
 # $1..$8: the messages, column by column; $9..$11: their `message.sent` envelopes (event id,
-# key, JSON); $12, $13: the event's topic and type. The inserted messages' events go to the
-# outbox as ONE row (a JSON array; the relay publishes each event with its own key): a row per
-# message cost an insert here and an update in the relay each. The final SELECT reads `wake`
-# so that its pg_notify runs (a SELECT-only CTE runs only when referenced), once per batch
-# that stored anything; NOTIFY is delivered on commit.
+# key, JSON); $12, $13: the event's topic and type; $14 the row's traceparent. The inserted
+# messages' events go to the outbox as ONE row (a JSON array; the relay publishes each event
+# with its own key): a row per message cost an insert here and an update in the relay each.
+# A row has one traceparent: that of the batch's first message sent inside a trace (NULL with
+# tracing off); the other events of the batch are published in that trace too. The final
+# SELECT reads `wake` so that its pg_notify runs (a SELECT-only CTE runs only when
+# referenced), once per batch that stored anything; NOTIFY is delivered on commit.
 _APPEND_BATCH = f"""
 WITH input AS (
     SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::bigint[], $4::uuid[], $5::text[],
@@ -70,10 +73,10 @@ WITH input AS (
     ON CONFLICT ON CONSTRAINT messages_client_key DO NOTHING
     RETURNING id
 ), events AS (
-    INSERT INTO outbox (event_id, topic, key, type, envelope)
+    INSERT INTO outbox (event_id, topic, key, type, envelope, traceparent)
     SELECT (array_agg(i.event_id ORDER BY i.room_id, i.seq))[1], $12,
            (array_agg(i.event_key ORDER BY i.room_id, i.seq))[1], $13,
-           jsonb_agg(i.event::jsonb ORDER BY i.room_id, i.seq)
+           jsonb_agg(i.event::jsonb ORDER BY i.room_id, i.seq), $14::text
     FROM input i JOIN msg USING (id)
     HAVING count(*) > 0
 ), wake AS (
@@ -87,6 +90,7 @@ _encode = msgspec.json.Encoder().encode
 @dataclass(slots=True)
 class _Pending:
     message: Message
+    traceparent: str | None  # of the trace the message was appended in (tracing on)
     done: asyncio.Future[bool] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future())
 
@@ -119,12 +123,14 @@ class MessageBatcher:
         self.messages = 0  # messages they carried
 
     async def append(self, message: Message) -> bool:
-        pending = _Pending(message)
+        pending = _Pending(message, current_traceparent())
         self._queue.append(pending)
         if self._writer is None:
             self._cancel_timer()
+            # A context of its own: the writer serves every room, not the first message's
+            # caller (its trace span, its request id).
             self._writer = asyncio.get_running_loop().create_task(
-                self._run(), name="chat:group-commit")
+                self._run(), name="chat:group-commit", context=contextvars.Context())
         return await pending.done
 
     async def close(self) -> None:
@@ -228,7 +234,9 @@ class MessageBatcher:
 
     async def _write_batch(self, batch: list[_Pending]) -> None:
         try:
-            stored = await self._write([p.message for p in batch])
+            stored = await self._write([p.message for p in batch],
+                                       next((p.traceparent for p in batch if p.traceparent),
+                                            None))
         except asyncpg.IntegrityConstraintViolationError as exc:
             if len(batch) > 1:
                 # The statement stored nothing. Write each message alone, so that only the
@@ -254,7 +262,7 @@ class MessageBatcher:
             if not pending.done.done():
                 pending.done.set_result(pending.message.id in stored)
 
-    async def _write(self, messages: list[Message]) -> set[str]:
+    async def _write(self, messages: list[Message], traceparent: str | None) -> set[str]:
         events = [envelope(MessageSent(
             message_id=m.id, room_id=m.room_id, seq=m.seq, sender_id=m.sender_id,
             created_at=m.created_at), actor_id=m.sender_id, occurred_at=m.created_at)
@@ -268,7 +276,7 @@ class MessageBatcher:
             [m.kind for m in messages], [m.created_at for m in messages],
             [e.id for e in events], [e.key for e in events],
             [_encode(e).decode() for e in events],
-            MessageSent.TOPIC, MessageSent.TYPE)
+            MessageSent.TOPIC, MessageSent.TYPE, traceparent)
         return {str(r["id"]) for r in rows}
 
 

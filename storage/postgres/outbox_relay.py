@@ -39,7 +39,7 @@ _KEEPALIVES = ("SET tcp_keepalives_idle = 15; SET tcp_keepalives_interval = 5;"
                " SET tcp_keepalives_count = 3")
 
 _PENDING = """
-SELECT seq, envelope::text AS envelope FROM outbox
+SELECT seq, envelope::text AS envelope, traceparent FROM outbox
 WHERE published_at IS NULL ORDER BY seq LIMIT $1
 """
 _MARK = "UPDATE outbox SET published_at = now() WHERE seq = ANY($1::bigint[])"
@@ -67,6 +67,19 @@ _envelopes = msgspec.json.Decoder(EventEnvelope | list[EventEnvelope])
 
 class LeadershipLost(Exception):
     """The leader's connection closed: the lock is gone with it."""
+
+
+class PendingEvent(tuple[int, EventEnvelope]):
+    """(seq, event), as OutboxStore.pending answers, and the W3C `traceparent` its row was
+    written under (None: none), which the relay publishes with it."""
+
+    traceparent: str | None
+
+    def __new__(cls, seq: int, event: EventEnvelope,
+                traceparent: str | None = None) -> PendingEvent:
+        pending = super().__new__(cls, (seq, event))
+        pending.traceparent = traceparent
+        return pending
 
 
 class PostgresOutboxStore:
@@ -130,11 +143,12 @@ class PostgresOutboxStore:
         rows = await self._leader().fetch(_PENDING, limit)
         events: list[tuple[int, EventEnvelope]] = []
         for row in rows:
+            seq, traceparent = row["seq"], row["traceparent"]
             decoded = _envelopes.decode(row["envelope"])
             if isinstance(decoded, list):
-                events.extend((row["seq"], event) for event in decoded)
+                events.extend(PendingEvent(seq, event, traceparent) for event in decoded)
             else:
-                events.append((row["seq"], decoded))
+                events.append(PendingEvent(seq, decoded, traceparent))
         return events
 
     async def mark_published(self, seqs: Sequence[int]) -> None:

@@ -19,6 +19,7 @@ twice.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -94,8 +95,9 @@ class RedisChatHistory:
             message.seq, member, self._max_messages, self._cutoff_ms(), self._max_age_ms))
         self._queue.append(pending)
         if self._writer is None:
+            # A context of its own: it writes for every room, not the first caller's trace.
             self._writer = asyncio.get_running_loop().create_task(
-                self._drain(), name="chat:history-writer")
+                self._drain(), name="chat:history-writer", context=contextvars.Context())
         await pending.done
 
     async def close(self) -> None:
