@@ -21,16 +21,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
 import time
-from collections.abc import Coroutine
-from typing import Any
 
 from aiohttp import web
 
 from server.app import create_app
 from server.config import Settings
 from server.keys import LIFECYCLE
+from server.signals import SIGNALS, Stop, until_signal
 from server.startup import (
     StartupError,
     check_data_dir,
@@ -46,45 +44,7 @@ from server.tracing import traced_app
 from server.worker import apply_consumer_role
 
 log = logging.getLogger("hubbub.serve")
-SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 FINAL_WAIT = 5.0  # seconds for what is still running once the requests in flight are done
-
-
-class _Stop:
-    """Signals, counted; each is logged. The first starts the shutdown, any later one hurries
-    it (skips the rest of the drain and of the wait for requests)."""
-
-    def __init__(self) -> None:
-        self._signalled = asyncio.Event()
-        self.count = 0
-
-    def __call__(self, sig: signal.Signals) -> None:
-        self.count += 1
-        log.info("received %s", sig.name, extra={"signal": sig.name, "count": self.count})
-        self._signalled.set()
-
-    async def _beyond(self, seen: int) -> None:
-        while self.count <= seen:
-            self._signalled.clear()
-            await self._signalled.wait()
-
-    async def wait(self) -> None:
-        """Until the first signal."""
-        await self._beyond(0)
-
-    async def until(self, work: Coroutine[Any, Any, Any], timeout: float) -> bool:
-        """Run `work` for at most `timeout` seconds, or until a second signal (at once when
-        there was one already); True when it finished."""
-        task = asyncio.ensure_future(work)
-        hurry = asyncio.ensure_future(self._beyond(1))
-        try:
-            done, _ = await asyncio.wait({task, hurry}, timeout=timeout,
-                                         return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for pending in (task, hurry):
-                pending.cancel()
-            await asyncio.gather(task, hurry, return_exceptions=True)
-        return task in done
 
 
 def preflight(settings: Settings) -> None:
@@ -98,13 +58,13 @@ def preflight(settings: Settings) -> None:
 
 async def serve(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
-    stop = _Stop()
+    stop = Stop()
     for sig in SIGNALS:
         loop.add_signal_handler(sig, stop, sig)
     try:
         preflight(settings)
         if settings.s3_endpoint_url:
-            await _until_signal(stop, wait_for_endpoint("S3_ENDPOINT_URL",
+            await until_signal(stop, wait_for_endpoint("S3_ENDPOINT_URL",
                                                         settings.s3_endpoint_url))
         if stop.count:
             return
@@ -114,21 +74,7 @@ async def serve(settings: Settings) -> None:
             loop.remove_signal_handler(sig)
 
 
-async def _until_signal(stop: _Stop, work: Coroutine[Any, Any, Any]) -> None:
-    task = asyncio.ensure_future(work)
-    signalled = asyncio.ensure_future(stop.wait())
-    try:
-        await asyncio.wait({task, signalled}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        signalled.cancel()
-        if not task.done():
-            task.cancel()
-        await asyncio.gather(task, signalled, return_exceptions=True)
-    if not task.cancelled():
-        task.result()  # raises its failure
-
-
-async def _run(settings: Settings, stop: _Stop) -> None:
+async def _run(settings: Settings, stop: Stop) -> None:
     app = traced_app(create_app, settings)  # OTEL_* variables: off unless they ask for it
     apply_consumer_role(app)  # RUN_CONSUMERS=false: `hubbub worker` processes consume
     lifecycle = app[LIFECYCLE]
@@ -139,7 +85,7 @@ async def _run(settings: Settings, stop: _Stop) -> None:
     try:
         try:
             # Every startup step (pools, migrations, consumers); a signal abandons it.
-            await _until_signal(stop, runner.setup())
+            await until_signal(stop, runner.setup())
         except StartupError:
             raise
         except Exception as exc:
@@ -164,7 +110,7 @@ async def _run(settings: Settings, stop: _Stop) -> None:
         log.info("stopped")
 
 
-async def _drain(runner: web.AppRunner, settings: Settings, stop: _Stop) -> None:
+async def _drain(runner: web.AppRunner, settings: Settings, stop: Stop) -> None:
     lifecycle = runner.app[LIFECYCLE]
     lifecycle.draining = True
     # Leave the cluster first: the actors hosted here move to the other nodes while the

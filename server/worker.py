@@ -35,9 +35,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
-from collections.abc import Coroutine
-from typing import Any
 
 from aiohttp import web
 
@@ -57,6 +54,7 @@ from server.posts.wiring import setup_posts
 from server.publishing.wiring import setup_publishing
 from server.resources import database_ctx, redis_ctx
 from server.scheduling.wiring import setup_scheduling
+from server.signals import SIGNALS, Stop, until_signal
 from server.startup import (
     StartupError,
     check_data_dir,
@@ -71,7 +69,6 @@ from server.users.wiring import setup_users
 from storage.kafka.event_bus import KafkaEventBus
 
 log = logging.getLogger("hubbub.worker")
-SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 
 def create_worker_app(settings: Settings) -> web.Application:
@@ -155,30 +152,17 @@ def _warn_about_unshared(settings: Settings) -> None:
         log.info("RUN_CONSUMERS=false is for `hubbub serve`; a worker always runs the consumers")
 
 
-class _Stop:
-    """Signals, counted and logged; the first stops the worker."""
-
-    def __init__(self) -> None:
-        self.count = 0
-        self.first = asyncio.Event()
-
-    def __call__(self, sig: signal.Signals) -> None:
-        self.count += 1
-        log.info("received %s", sig.name, extra={"signal": sig.name, "count": self.count})
-        self.first.set()
-
-
 async def run_worker(settings: Settings) -> None:
     """Run until SIGTERM/SIGINT/SIGHUP, then drain and stop."""
     loop = asyncio.get_running_loop()
-    stop = _Stop()
+    stop = Stop()
     for sig in SIGNALS:
         loop.add_signal_handler(sig, stop, sig)
     try:
         preflight(settings)
         _warn_about_unshared(settings)
         if settings.s3_endpoint_url:
-            await _until(stop.first, wait_for_endpoint("S3_ENDPOINT_URL",
+            await until_signal(stop, wait_for_endpoint("S3_ENDPOINT_URL",
                                                        settings.s3_endpoint_url))
         if stop.count:
             return
@@ -188,7 +172,7 @@ async def run_worker(settings: Settings) -> None:
             loop.remove_signal_handler(sig)
 
 
-async def _run(settings: Settings, stop: _Stop) -> None:
+async def _run(settings: Settings, stop: Stop) -> None:
     app = traced_app(create_worker_app, settings)
     lifecycle = app[LIFECYCLE]
     runner = web.AppRunner(app, handle_signals=False, access_log=None)
@@ -196,7 +180,7 @@ async def _run(settings: Settings, stop: _Stop) -> None:
     try:
         # Pools, migrations, the bus (consumers join their groups in the background), the
         # relay, the scheduler; a signal abandons it.
-        await _until(stop.first, runner.setup())
+        await until_signal(stop, runner.setup())
         if stop.count:
             log.info("stopped while starting")
             return
@@ -214,7 +198,7 @@ async def _run(settings: Settings, stop: _Stop) -> None:
             "consumers": list(getattr(app[EVENT_BUS], "consumers", [])),
             "scheduler": settings.scheduler_enabled, "host": settings.host,
             "http_port": settings.worker_http_port or None, "adapters": lifecycle.adapters})
-        await stop.first.wait()
+        await stop.wait()
         lifecycle.draining = True
         log.info("draining: stopping the consumers, the relay and the scheduler")
     finally:
@@ -225,21 +209,6 @@ async def _run(settings: Settings, stop: _Stop) -> None:
         if health is not None:
             await health.cleanup()
         log.info("stopped")
-
-
-async def _until(signalled: asyncio.Event, work: Coroutine[Any, Any, Any]) -> None:
-    """Run `work` until it ends or `signalled` is set (then cancel it); raises its failure."""
-    task = asyncio.ensure_future(work)
-    waiter = asyncio.ensure_future(signalled.wait())
-    try:
-        await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        waiter.cancel()
-        if not task.done():
-            task.cancel()
-        await asyncio.gather(task, waiter, return_exceptions=True)
-    if not task.cancelled():
-        task.result()
 
 
 # RUN_CONSUMERS=false on `hubbub serve`
