@@ -1,5 +1,6 @@
 """API fuzzing: schemathesis against a server's /openapi.json, with a token and without, over
-every operation; no request, however malformed, may get a 5xx.
+every operation; no request, however malformed, may get a 5xx, and no response may contradict
+the document (a status, content type, header or body schema it does not declare).
 
 The suite runs a small budget (well under a minute); `make fuzz` runs the same test with a
 large one through these variables:
@@ -86,10 +87,13 @@ def _check(run: FuzzRun) -> None:
     assert not run.server_errors, (
         f"{len(run.server_errors)} responses 5xx ({run.label}):\n"
         + "\n".join(str(error) for error in run.server_errors[:25]))
+    assert not run.contradictions, (
+        f"{len(run.contradictions)} responses contradict the document ({run.label}):\n"
+        + "\n".join(f"{op} {check}: {found}" for op, check, found in run.contradictions[:25]))
 
 
-def test_no_request_gets_a_5xx(fuzz_server: HubbubProcess, fuzz_token: str,
-                               tmp_path: Path) -> None:
+def test_no_request_gets_a_5xx_or_a_response_the_document_does_not_declare(
+        fuzz_server: HubbubProcess, fuzz_token: str, tmp_path: Path) -> None:
     operations = _operations(fuzz_server.base_url)
     reports = _report_dir(tmp_path)
     seed = SEED if SEED is not None else uuid.uuid4().int % 2**63

@@ -4,10 +4,12 @@
                seconds=90), report_dir=tmp)
     assert run.server_errors == []
 
-The CLI runs in a subprocess (its own event loop, its own Hypothesis database off) with the
-one check that matters here, `not_a_server_error`; its NDJSON report records every request
-and response, from which `FuzzRun` counts cases, operations and statuses and keeps each 5xx
-with the request that caused it (method, URL, body) so it can be replayed.
+The CLI runs in a subprocess (its own event loop, its own Hypothesis database off) with
+`not_a_server_error` and the checks that a response matches the document (its status, content
+type, headers and body schema: CONFORMANCE); its NDJSON report records every request,
+response and check, from which `FuzzRun` counts cases, operations and statuses, keeps each
+5xx with the request that caused it (method, URL, body) so it can be replayed, and each
+failed conformance check.
 """
 
 from __future__ import annotations
@@ -22,6 +24,10 @@ from pathlib import Path
 from typing import Any
 
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+# Responses that contradict the document: a status, content type, header or body it does
+# not declare for the operation.
+CONFORMANCE = ("status_code_conformance", "content_type_conformance",
+               "response_headers_conformance", "response_schema_conformance")
 
 
 @dataclass(frozen=True)
@@ -57,11 +63,14 @@ class FuzzRun:
     operations: set[str] = field(default_factory=set)
     statuses: Counter[int] = field(default_factory=Counter)
     server_errors: list[ServerError] = field(default_factory=list)
+    # (operation, check, what it found) of each failed conformance check
+    contradictions: list[tuple[str, str, str]] = field(default_factory=list)
 
     def summary(self) -> str:
         statuses = ", ".join(f"{s}: {n}" for s, n in sorted(self.statuses.items()))
         return (f"{self.label}: {self.cases} cases over {len(self.operations)} operations, "
-                f"{len(self.server_errors)} responses 5xx; statuses {{{statuses}}}")
+                f"{len(self.server_errors)} responses 5xx, {len(self.contradictions)} "
+                f"contradicting the document; statuses {{{statuses}}}")
 
 
 def fuzz(base_url: str, *, label: str, budget: Budget, report_dir: Path,
@@ -72,7 +81,8 @@ def fuzz(base_url: str, *, label: str, budget: Budget, report_dir: Path,
     ndjson = report_dir / f"{_slug(label)}.ndjson"
     command = [
         sys.executable, "-m", "schemathesis.cli", "run", f"{base_url}/openapi.json",
-        "--checks", "not_a_server_error", "--max-examples", str(budget.examples),
+        "--checks", ",".join(("not_a_server_error", *CONFORMANCE)),
+        "--max-examples", str(budget.examples),
         "--max-time", str(budget.seconds), "--workers", str(budget.workers),
         "--no-shrink", "--request-timeout", "30", "--report", "ndjson",
         "--report-ndjson-path", str(ndjson), "--warnings", "off", "--continue-on-failure",
@@ -100,6 +110,13 @@ def _read_report(path: Path, run: FuzzRun) -> None:
                 continue
             recorder = finished.get("recorder") or {}
             operation = recorder.get("label", "?")
+            for checks in (recorder.get("checks") or {}).values():
+                for check in checks:
+                    if check.get("name") in CONFORMANCE and \
+                            str(check.get("status", "")).lower() == "failure":
+                        info = check.get("failure_info") or {}
+                        found = json.dumps(info.get("failure", info), default=str)[:600]
+                        run.contradictions.append((operation, check["name"], found))
             for interaction in (recorder.get("interactions") or {}).values():
                 response = interaction.get("response")
                 if response is None:  # a network-level failure: no status to count
