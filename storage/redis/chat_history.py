@@ -2,20 +2,20 @@
 
 Key `<prefix>chat:history:<room_id>`: a sorted set scored by seq, each member
 `<created_at unix ms>|<message JSON>` (the time prefix lets the append script drop old
-messages without decoding JSON). One script per append, atomic: replace any entry with the
-same seq (idempotent), add, keep the newest `max_messages`, drop entries older than `max_age`
-from the oldest end, and push the key's expiry `max_age` ahead, so a quiet room's history
-vanishes by itself. Reads also skip entries past `max_age`. Each call names its one key, so it
-works unchanged on Redis Cluster.
+messages without decoding JSON). The append script, for each message, atomically: replaces
+any entry with the same seq (idempotent), adds, keeps the newest `max_messages`, drops
+entries older than `max_age` from the oldest end, and pushes the key's expiry `max_age`
+ahead, so a quiet room's history vanishes by itself. Reads also skip entries past `max_age`.
 
-Appends made while earlier ones are on the wire go out together, as one pipeline (one round
-trip for many rooms: after a group commit every room of the batch appends in the same loop
-turn). Each `append` returns once its own entry is written, or raises StorageError: a RoomActor
-caches a message before it pushes it, so a message that was pushed is cached, and the resend
-of one an activation stored but never pushed (a node killed in between) is pushed once, never
-twice.
+Appends made while earlier ones are on the wire go out together, as ONE script call naming
+every room's key (after a group commit every room of the batch appends in the same loop
+turn): a pipeline of one call per message cost redis-py's packing, parsing and timeout per
+call, a fifth of a chat message's server CPU. Several keys in one call need a single Redis
+(not Redis Cluster), as the session records' script does. Each `append` returns once its own
+entry is written, or raises StorageError: a RoomActor caches a message before it pushes it,
+so a message that was pushed is cached, and the resend of one an activation stored but never
+pushed (a node killed in between) is pushed once, never twice.
 """
-
 from __future__ import annotations
 
 import asyncio
@@ -33,22 +33,27 @@ from storage.errors import StorageError
 
 MAX_PENDING = 200  # appends per pipeline; more wait for the next round trip
 
-# KEYS[1]: the room's history. ARGV[1]: seq; ARGV[2]: member; ARGV[3]: max messages;
-# ARGV[4]: cutoff (unix ms; older entries go); ARGV[5]: key expiry (ms).
+# One call appends a whole round trip's messages, of any rooms. KEYS[i]: a room's history;
+# ARGV[5i-4..5i]: its message's seq, member, max messages, cutoff (unix ms; older entries go)
+# and key expiry (ms).
 _APPEND = """
-redis.call('ZREMRANGEBYSCORE', KEYS[1], ARGV[1], ARGV[1])
-redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
-redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -(tonumber(ARGV[3]) + 1))
-local cutoff = tonumber(ARGV[4])
-while true do
-  local first = redis.call('ZRANGE', KEYS[1], 0, 0)
-  if #first == 0 then break end
-  local ms = tonumber(string.match(first[1], '^(%d+)|'))
-  if ms == nil or ms >= cutoff then break end
-  redis.call('ZREMRANGEBYRANK', KEYS[1], 0, 0)
+for i, key in ipairs(KEYS) do
+  local at = (i - 1) * 5
+  local seq = ARGV[at + 1]
+  redis.call('ZREMRANGEBYSCORE', key, seq, seq)
+  redis.call('ZADD', key, seq, ARGV[at + 2])
+  redis.call('ZREMRANGEBYRANK', key, 0, -(tonumber(ARGV[at + 3]) + 1))
+  local cutoff = tonumber(ARGV[at + 4])
+  while true do
+    local first = redis.call('ZRANGE', key, 0, 0)
+    if #first == 0 then break end
+    local ms = tonumber(string.match(first[1], '^(%d+)|'))
+    if ms == nil or ms >= cutoff then break end
+    redis.call('ZREMRANGEBYRANK', key, 0, 0)
+  end
+  redis.call('PEXPIRE', key, ARGV[at + 5])
 end
-redis.call('PEXPIRE', KEYS[1], ARGV[5])
-return 1
+return #KEYS
 """
 
 _encoder = msgspec.json.Encoder()
@@ -115,32 +120,30 @@ class RedisChatHistory:
             self._writer = None
 
     async def _write(self, batch: list[_Append]) -> None:
+        keys = [pending.key for pending in batch]
+        args = [arg for pending in batch for arg in pending.args]
+        error: Exception | None = None
         try:
-            results = await self._pipeline(batch)
-            if any(isinstance(r, NoScriptError) for r in results):
+            try:
+                await self._client.evalsha(self._script.sha, len(keys), *keys, *args)
+            except NoScriptError:
                 # Redis restarted (scripts are not kept): load it, then send the batch again;
                 # an append is idempotent (same seq, same member).
                 await self._client.script_load(_APPEND)
-                results = await self._pipeline(batch)
+                await self._client.evalsha(self._script.sha, len(keys), *keys, *args)
         except (RedisError, OSError) as exc:
-            results = [exc] * len(batch)
-        failed = 0
-        for pending, result in zip(batch, results, strict=True):
-            if isinstance(result, Exception):
-                failed += 1
-                if not pending.done.done():
-                    error = StorageError(f"chat history unavailable: {result}")
-                    error.__cause__ = result
-                    pending.done.set_exception(error)
-            elif not pending.done.done():
+            error = exc
+        for pending in batch:
+            if pending.done.done():
+                continue
+            if error is None:
                 pending.done.set_result(None)
-        self.failures += failed
-
-    async def _pipeline(self, batch: list[_Append]) -> list[object]:
-        async with self._client.pipeline(transaction=False) as pipe:
-            for pending in batch:
-                pipe.evalsha(self._script.sha, 1, pending.key, *pending.args)
-            return list(await pipe.execute(raise_on_error=False))
+            else:
+                failure = StorageError(f"chat history unavailable: {error}")
+                failure.__cause__ = error
+                pending.done.set_exception(failure)
+        if error is not None:
+            self.failures += len(batch)
 
     async def after(self, room_id: str, after_seq: int, limit: int) -> list[Message]:
         if limit < 1:

@@ -125,6 +125,25 @@ async def test_concurrent_appends_of_several_rooms_each_land(backend: Backend) -
         assert [m.seq for m in await backend.history.after(room, 0, 10)] == [1, 2, 3]
 
 
+async def test_redis_appends_of_one_loop_turn_are_one_script_call(
+        redis_client: redis.Redis, clean_redis_prefix: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    history = RedisChatHistory(redis_client, clean_redis_prefix, clock=FakeClock())
+    calls: list[int] = []
+    evalsha = redis_client.evalsha
+
+    async def counted(sha: str, numkeys: int, *keys_and_args: object) -> object:
+        calls.append(numkeys)
+        return await evalsha(sha, numkeys, *keys_and_args)
+
+    monkeypatch.setattr(redis_client, "evalsha", counted)
+    rooms = [new_id() for _ in range(4)]
+    await asyncio.gather(*(history.append(message(room, 1)) for room in rooms))
+    assert calls == [4]  # four rooms' keys, one call, one round trip
+    for room in rooms:
+        assert [m.seq for m in await history.after(room, 0, 10)] == [1]
+
+
 async def test_redis_appends_survive_a_script_flush(redis_client: redis.Redis,
                                                     clean_redis_prefix: str) -> None:
     # Redis keeps no scripts across a restart: the first append after one loads it again.
