@@ -28,7 +28,7 @@ from aiohttp import web
 from server.app import create_app
 from server.config import Settings
 from server.keys import LIFECYCLE
-from server.signals import SIGNALS, Stop, until_signal
+from server.signals import Stop, run_until_stopped, until_signal
 from server.startup import (
     StartupError,
     check_data_dir,
@@ -38,7 +38,6 @@ from server.startup import (
     describe,
     listen_error,
     redact,
-    wait_for_endpoint,
 )
 from server.tracing import traced_app
 from server.worker import apply_consumer_role
@@ -57,21 +56,7 @@ def preflight(settings: Settings) -> None:
 
 
 async def serve(settings: Settings) -> None:
-    loop = asyncio.get_running_loop()
-    stop = Stop()
-    for sig in SIGNALS:
-        loop.add_signal_handler(sig, stop, sig)
-    try:
-        preflight(settings)
-        if settings.s3_endpoint_url:
-            await until_signal(stop, wait_for_endpoint("S3_ENDPOINT_URL",
-                                                        settings.s3_endpoint_url))
-        if stop.count:
-            return
-        await _run(settings, stop)
-    finally:
-        for sig in SIGNALS:
-            loop.remove_signal_handler(sig)
+    await run_until_stopped(settings, checks=lambda: preflight(settings), run=_run)
 
 
 async def _run(settings: Settings, stop: Stop) -> None:

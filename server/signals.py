@@ -7,8 +7,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
+
+from server.config import Settings
+from server.startup import wait_for_endpoint
 
 log = logging.getLogger("hubbub.signals")
 SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
@@ -65,3 +68,24 @@ async def until_signal(stop: Stop, work: Coroutine[Any, Any, Any]) -> None:
         await asyncio.gather(task, signalled, return_exceptions=True)
     if not task.cancelled():
         task.result()  # raises its failure
+
+
+async def run_until_stopped(settings: Settings, *, checks: Callable[[], None],
+                            run: Callable[[Settings, Stop], Awaitable[None]]) -> None:
+    """A long-running command: `checks` (fail fast, before anything starts), wait for S3 when
+    configured, then `run(settings, stop)`; signals are counted by `stop` throughout."""
+    loop = asyncio.get_running_loop()
+    stop = Stop()
+    for sig in SIGNALS:
+        loop.add_signal_handler(sig, stop, sig)
+    try:
+        checks()
+        if settings.s3_endpoint_url:
+            await until_signal(stop, wait_for_endpoint("S3_ENDPOINT_URL",
+                                                       settings.s3_endpoint_url))
+        if stop.count:
+            return
+        await run(settings, stop)
+    finally:
+        for sig in SIGNALS:
+            loop.remove_signal_handler(sig)

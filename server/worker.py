@@ -33,7 +33,6 @@ not finish), then the pools close and the health endpoint goes last.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 from aiohttp import web
@@ -54,7 +53,7 @@ from server.posts.wiring import setup_posts
 from server.publishing.wiring import setup_publishing
 from server.resources import database_ctx, redis_ctx
 from server.scheduling.wiring import setup_scheduling
-from server.signals import SIGNALS, Stop, until_signal
+from server.signals import Stop, run_until_stopped, until_signal
 from server.startup import (
     StartupError,
     check_data_dir,
@@ -62,7 +61,6 @@ from server.startup import (
     check_listen,
     data_dir_needed,
     listen_error,
-    wait_for_endpoint,
 )
 from server.tracing import traced_app
 from server.users.wiring import setup_users
@@ -154,22 +152,12 @@ def _warn_about_unshared(settings: Settings) -> None:
 
 async def run_worker(settings: Settings) -> None:
     """Run until SIGTERM/SIGINT/SIGHUP, then drain and stop."""
-    loop = asyncio.get_running_loop()
-    stop = Stop()
-    for sig in SIGNALS:
-        loop.add_signal_handler(sig, stop, sig)
-    try:
+
+    def checks() -> None:
         preflight(settings)
         _warn_about_unshared(settings)
-        if settings.s3_endpoint_url:
-            await until_signal(stop, wait_for_endpoint("S3_ENDPOINT_URL",
-                                                       settings.s3_endpoint_url))
-        if stop.count:
-            return
-        await _run(settings, stop)
-    finally:
-        for sig in SIGNALS:
-            loop.remove_signal_handler(sig)
+
+    await run_until_stopped(settings, checks=checks, run=_run)
 
 
 async def _run(settings: Settings, stop: Stop) -> None:
