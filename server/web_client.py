@@ -18,25 +18,26 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
-from pathlib import PurePosixPath
 from types import MappingProxyType
 from urllib.parse import urlsplit
 
 from aiohttp import web
 
 from server.http.endpoint import Endpoints
+from server.http.static_files import (
+    IMMUTABLE,
+    REVALIDATE,
+    Asset,
+    content_type,
+    files_handler,
+    walk,
+)
 from server.keys import SETTINGS
-from server.openapi.wiring import IMMUTABLE, Asset, _walk
 
 api = Endpoints("web")
 APP_DIR = "app"
 VENDOR = "vendor/"
-CONTENT_TYPES: Mapping[str, str] = MappingProxyType({
-    ".html": "text/html", ".js": "text/javascript", ".css": "text/css",
-    ".json": "application/json", ".md": "text/markdown", ".txt": "text/plain",
-    ".svg": "image/svg+xml", ".png": "image/png", ".webmanifest": "application/manifest+json",
-    "": "text/plain",  # LICENSE
-})
+
 
 
 def csp(extra_origins: str = "") -> str:
@@ -60,18 +61,14 @@ class WebClientAssets:
 WEB_CLIENT_ASSETS = web.AppKey("web_client_assets", WebClientAssets)
 
 
-def content_type(path: str) -> str:
-    return CONTENT_TYPES.get(PurePosixPath(path).suffix, "application/octet-stream")
-
-
 def load_assets(extra_origins: str = "") -> WebClientAssets:
     folder = resources.files("server") / "static" / APP_DIR
     if not folder.is_dir():  # e.g. a wheel whose package-data left it out
         raise FileNotFoundError(f"{folder} is missing: the web client is not installed")
     files = {
         path: Asset.of(entry.read_bytes(), content_type(path),
-                       IMMUTABLE if path.startswith(VENDOR) else "no-cache")
-        for path, entry in _walk(folder, "")
+                       IMMUTABLE if path.startswith(VENDOR) else REVALIDATE)
+        for path, entry in walk(folder)
     }
     index = files.pop("index.html")
     return WebClientAssets(index=index, files=MappingProxyType(files), csp=csp(extra_origins))
@@ -93,16 +90,11 @@ async def index(request: web.Request) -> web.StreamResponse:
     return assets.index.response(request, **{"Content-Security-Policy": assets.csp})
 
 
-async def _file(request: web.Request) -> web.StreamResponse:
-    asset = request.app[WEB_CLIENT_ASSETS].files.get(request.match_info["path"])
-    if asset is None:
-        raise web.HTTPNotFound()
-    return asset.response(request)
-
-
 def setup_web_client(app: web.Application) -> None:
     api.register(app)
-    app.router.add_get("/app/{path:.+}", _file, name="web.file")
+    app.router.add_get("/app/{path:.+}",
+                       files_handler(lambda app: app[WEB_CLIENT_ASSETS].files),
+                       name="web.file")
 
     async def prepare(app: web.Application) -> None:
         app[WEB_CLIENT_ASSETS] = load_assets(_origin(app[SETTINGS].s3_endpoint_url))

@@ -9,12 +9,10 @@ refresh), so no page loads anything from another origin, and their CSP forbids i
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
 from importlib.resources.abc import Traversable
-from pathlib import PurePosixPath
 from types import MappingProxyType
 from typing import Any
 
@@ -22,6 +20,13 @@ import msgspec
 from aiohttp import web
 
 from server.http.endpoint import Endpoints
+from server.http.static_files import (
+    IMMUTABLE,
+    Asset,
+    content_type,
+    files_handler,
+    walk,
+)
 from server.keys import ENDPOINTS
 from server.openapi.asyncapi import build_asyncapi
 from server.openapi.generator import build_openapi
@@ -33,36 +38,9 @@ _CSP = ("default-src 'none'; script-src 'self'{eval}; style-src 'self'; connect-
         "img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
 REST_CSP = _CSP.format(eval="")
 SOCKET_CSP = _CSP.format(eval=" 'unsafe-eval'")
-# Vendored files live under versioned folders (swagger-ui-dist-5.35.0/...): never changed.
-IMMUTABLE = "public, max-age=31536000, immutable"
-REVALIDATE = "no-cache"
 VENDOR = "vendor"
 OWN_ASSETS = ("docs.js", "docs.css", "docs-socket.js")  # served at /docs/<name>
-CONTENT_TYPES: Mapping[str, str] = MappingProxyType({
-    ".html": "text/html", ".js": "text/javascript", ".css": "text/css",
-    ".json": "application/json", ".md": "text/markdown", ".txt": "text/plain",
-    "": "text/plain",  # LICENSE, NOTICE
-})
 
-
-@dataclass(frozen=True, slots=True)
-class Asset:
-    body: bytes
-    content_type: str
-    etag: str
-    cache_control: str = REVALIDATE
-
-    @classmethod
-    def of(cls, body: bytes, content_type: str, cache_control: str = REVALIDATE) -> Asset:
-        return cls(body, content_type, '"' + hashlib.sha256(body).hexdigest()[:32] + '"',
-                   cache_control)
-
-    def response(self, request: web.Request, **headers: str) -> web.Response:
-        common = {"ETag": self.etag, "Cache-Control": self.cache_control, **headers}
-        if request.headers.get("If-None-Match") == self.etag:
-            return web.Response(status=304, headers=common)
-        return web.Response(body=self.body, content_type=self.content_type,
-                            charset="utf-8", headers=common)
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,18 +59,6 @@ def _static() -> Traversable:
     return resources.files("server") / "static"
 
 
-def content_type(path: str) -> str:
-    return CONTENT_TYPES.get(PurePosixPath(path).suffix, "application/octet-stream")
-
-
-def _walk(folder: Traversable, prefix: str) -> Iterator[tuple[str, Traversable]]:
-    for entry in folder.iterdir():
-        if entry.is_dir():
-            yield from _walk(entry, f"{prefix}{entry.name}/")
-        elif entry.is_file():
-            yield prefix + entry.name, entry
-
-
 def docs_files() -> dict[str, Asset]:
     """Every file the pages may load, by its path under /docs/: our own, revalidated, and the
     vendored ones (with their LICENSE files), cached for good."""
@@ -102,7 +68,7 @@ def docs_files() -> dict[str, Asset]:
     vendor = static / VENDOR
     if not vendor.is_dir():  # e.g. a wheel whose package-data left it out
         raise FileNotFoundError(f"{vendor} is missing: the docs viewers are not installed")
-    for path, entry in _walk(vendor, f"{VENDOR}/"):
+    for path, entry in walk(vendor, f"{VENDOR}/"):
         files[path] = Asset.of(entry.read_bytes(), content_type(path), IMMUTABLE)
     return files
 
@@ -144,18 +110,12 @@ async def docs_socket_page(request: web.Request) -> web.StreamResponse:
         request, **{"Content-Security-Policy": SOCKET_CSP, "X-Content-Type-Options": "nosniff"})
 
 
-async def _file(request: web.Request) -> web.StreamResponse:
-    asset = request.app[DOCS_ASSETS].files.get(request.match_info["path"])
-    if asset is None:
-        raise web.HTTPNotFound()
-    return asset.response(request)
-
-
 def setup_openapi(app: web.Application) -> None:
     """Call last: the document covers the endpoints registered before startup."""
     api.register(app)
     # After the pages: /docs/socket is matched first.
-    app.router.add_get("/docs/{path:.+}", _file, name="docs.file")
+    app.router.add_get("/docs/{path:.+}", files_handler(lambda app: app[DOCS_ASSETS].files),
+                       name="docs.file")
 
     async def prepare(app: web.Application) -> None:
         # At startup, not here: every area's routes are registered by then, whatever the

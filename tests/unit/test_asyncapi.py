@@ -12,7 +12,6 @@ import copy
 import inspect
 import json
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +30,7 @@ from server.openapi.asyncapi import (
     gateway_error_codes,
     server_events,
 )
+from tests.support.json_refs import lookup, refs
 
 ROOT = Path(__file__).resolve().parents[2]
 SPEC = Path(__file__).resolve().parent / "asyncapi_spec" / "3.0.0.json"
@@ -52,26 +52,6 @@ def validator() -> jsonschema.Draft7Validator:
     schema = json.loads(SPEC.read_text(encoding="utf-8"))
     assert schema["$id"] == "http://asyncapi.com/definitions/3.0.0/asyncapi.json"
     return jsonschema.Draft7Validator(schema)
-
-
-def refs(node: Any) -> Iterator[str]:
-    if isinstance(node, dict):
-        for key, value in node.items():
-            if key == "$ref" and isinstance(value, str):
-                yield value
-            else:
-                yield from refs(value)
-    elif isinstance(node, list):
-        for item in node:
-            yield from refs(item)
-
-
-def lookup(document: dict[str, Any], ref: str) -> Any:
-    assert ref.startswith("#/"), ref
-    node: Any = document
-    for part in ref[2:].split("/"):
-        node = node[part]
-    return node
 
 
 def operations(document: dict[str, Any], action: str) -> dict[str, dict[str, Any]]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from importlib import resources
 from typing import Annotated, Any
 
@@ -19,6 +18,7 @@ from server.http.endpoint import Endpoint, Endpoints
 from server.keys import ENDPOINTS
 from server.openapi.generator import build_openapi, openapi_path
 from server.openapi.wiring import openapi_document
+from tests.support.json_refs import lookup, refs
 
 COMPONENT_NAME = re.compile(r"^[a-zA-Z0-9.\-_]+$")  # OpenAPI 3.1, components map keys
 
@@ -33,26 +33,6 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> web.Application:
 @pytest.fixture(scope="module")
 def document(app: web.Application) -> dict[str, Any]:
     return openapi_document(app)
-
-
-def refs(node: Any) -> Iterator[str]:
-    if isinstance(node, dict):
-        for key, value in node.items():
-            if key == "$ref" and isinstance(value, str):
-                yield value
-            else:
-                yield from refs(value)
-    elif isinstance(node, list):
-        for item in node:
-            yield from refs(item)
-
-
-def lookup(document: dict[str, Any], ref: str) -> Any:
-    assert ref.startswith("#/"), ref
-    node: Any = document
-    for part in ref[2:].split("/"):
-        node = node[part]
-    return node
 
 
 def typed_routes(app: web.Application) -> list[Endpoint]:
