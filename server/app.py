@@ -15,7 +15,7 @@ from server.events.wiring import setup_events
 from server.feed.wiring import setup_feed
 from server.gateway.setup import setup_gateway
 from server.http.cors import CorsPolicy, cors_middleware
-from server.http.middleware import problem_details, request_context, security_headers
+from server.http.middleware import http_only, problem_details, request_context, security_headers
 from server.keys import ENDPOINTS, LIFECYCLE, SETTINGS
 from server.lifecycle import Lifecycle
 from server.media.wiring import setup_media
@@ -38,10 +38,12 @@ _MAX_REQUEST_BYTES = 110 * 1024 * 1024
 
 def create_app(settings: Settings) -> web.Application:
     app = web.Application(
-        # CORS outside the error middleware: problem responses get its headers too.
-        middlewares=[request_context, metrics_middleware,
-                     cors_middleware(CorsPolicy.from_settings(settings)), problem_details,
-                     rate_limit_middleware],
+        # CORS outside the error middleware: problem responses get its headers too. None of
+        # them sees Socket.IO's requests (server/gateway/endpoint.py).
+        middlewares=[http_only(m) for m in (
+            request_context, metrics_middleware,
+            cors_middleware(CorsPolicy.from_settings(settings)), problem_details,
+            rate_limit_middleware)],
         client_max_size=_MAX_REQUEST_BYTES,
     )
     app.on_response_prepare.append(security_headers)

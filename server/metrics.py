@@ -3,7 +3,8 @@
 Each app gets its own CollectorRegistry (no process-global state), so tests can build many apps.
 Socket.IO's requests (`/socket.io/`) are counted under route="socket.io", and by transport in
 `hubbub_socketio_requests_total`, but never timed: a long poll lasts up to 25 s, a websocket as
-long as it is open. The gateway's own metrics (events, acks, disconnects, queues) are in
+long as it is open. They do not pass the middlewares; server/gateway/endpoint.py counts
+them. The gateway's own metrics (events, acks, disconnects, queues) are in
 server/gateway/metrics.py.
 """
 
@@ -31,8 +32,6 @@ from prometheus_client.registry import Collector
 from server.http.middleware import route_name
 from server.keys import LIFECYCLE
 
-# Socket.IO's endpoint (server.gateway.setup): its requests last as long as their socket.
-SOCKET_IO_PATH = "/socket.io/"
 SOCKET_IO_ROUTE = "socket.io"  # the route label of its requests
 UNMATCHED = "unmatched"  # the route label of requests no route matched (404, 405)
 # Engine.IO's `transport` query parameter; anything else is counted as "other".
@@ -65,13 +64,11 @@ class HttpMetrics:
 
 
 def route_label(request: web.Request) -> str:
-    """The route label of a request: "socket.io" for Socket.IO's endpoint, the route's name,
-    its pattern should a matched route have no name (never "unnamed"), or "unmatched"."""
+    """The route label of a request: the route's name, its pattern should a matched route
+    have no name (never "unnamed"), or "unmatched"."""
     match_info = request.match_info
     if match_info.http_exception is not None:
         return UNMATCHED
-    if request.path.startswith(SOCKET_IO_PATH):
-        return SOCKET_IO_ROUTE
     name = route_name(request)
     if name != "unnamed":
         return name
@@ -141,13 +138,7 @@ async def metrics_middleware(request: web.Request, handler: web.Handler) -> web.
     clients reconnect to another node)."""
     metrics = request.app[METRICS]
     lifecycle = request.app[LIFECYCLE]
-    socket_io = request.path.startswith(SOCKET_IO_PATH)
-    if socket_io:
-        # Not in flight for shutdown (the gateway closes its sockets itself), not timed.
-        if request.match_info.http_exception is None:
-            metrics.socketio_request(request.query.get("transport"))
-    else:
-        lifecycle.request_started()
+    lifecycle.request_started()
     started = time.perf_counter()
     status = 500
     try:
@@ -162,9 +153,8 @@ async def metrics_middleware(request: web.Request, handler: web.Handler) -> web.
     finally:
         route = route_label(request)
         metrics.requests.labels(request.method, route, str(status)).inc()
-        if not socket_io:
-            lifecycle.request_finished()
-            metrics.latency.labels(request.method, route).observe(time.perf_counter() - started)
+        lifecycle.request_finished()
+        metrics.latency.labels(request.method, route).observe(time.perf_counter() - started)
 
 
 async def metrics_handler(request: web.Request) -> web.Response:

@@ -29,8 +29,11 @@ def room_id_of(room: object) -> str | None:
     return None
 
 
+USER_ROOM_PREFIX = "user:"  # server/gateway/manager.py keeps these rooms light
+
+
 def user_room(user_id: str) -> str:
-    return f"user:{user_id}"
+    return USER_ROOM_PREFIX + user_id
 
 
 def watchers_of(user_id: str) -> str:

@@ -8,8 +8,13 @@ sockets drop at once the loop does O(N^2) work: minutes at 20,000 sockets.
 
 `IndexedRooms` adds the reverse index `sid -> rooms` (kept in step by `basic_enter_room` and
 `basic_leave_room`, which every join, leave, close and disconnect goes through) and keeps the
-pending sets as dicts. `rooms` itself keeps python-socketio's shape, so emits, participants
-and the admin instrumentation read it as before. It sits below AsyncManager in the method
+pending sets as dicts. `rooms` keeps python-socketio's shape for the rooms it holds, but two
+kinds of rooms are kept lighter, since a bidict per room costs ~480 bytes and every socket
+had two of its own: a socket's own room is not stored at all (the namespace's `None` room
+already maps its sid to its Engine.IO sid), and a user's room (`user:<id>`: the user's
+sockets, one or a few) holds its members' sids in a tuple (`light_rooms`). Participants,
+emits, closes and listings see them as python-socketio's rooms, except that a socket cannot
+leave its own room. It sits below AsyncManager in the method
 resolution order (`class X(AsyncManager, IndexedRooms)`): AsyncManager's coroutines call
 `super().connect(...)` and the `basic_*` methods, which land here.
 
@@ -25,7 +30,7 @@ cluster (`alone`, set by the cluster wiring) publishes nothing.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterator
 from typing import Any
 
 import msgspec
@@ -33,12 +38,17 @@ from bidict import ValueDuplicationError, bidict
 from socketio import AsyncManager, AsyncRedisManager
 from socketio.base_manager import BaseManager
 
-from server.gateway.broadcaster import room_id_of
+from server.gateway.broadcaster import USER_ROOM_PREFIX, room_id_of
 from server.gateway.direct import message_frame
 from server.gateway.json_codec import holds_binary
 from server.gateway.ports import RoomChannels
 
 Room = Any  # a room name; None is the namespace's room of every connected sid
+Members = tuple[str, ...]  # a light room's sids, in join order
+
+
+def _light(room: Room) -> bool:
+    return isinstance(room, str) and room.startswith(USER_ROOM_PREFIX)
 
 
 class IndexedRooms(BaseManager):
@@ -47,6 +57,8 @@ class IndexedRooms(BaseManager):
         # namespace -> sid -> the rooms it is in (dict as an ordered set: join order); None
         # and the sid's own room included, as in `rooms`.
         self.rooms_of: dict[str, dict[str, dict[Room, None]]] = {}
+        # namespace -> room -> its sids: the rooms kept light (module docstring).
+        self.light_rooms: dict[str, dict[str, Members]] = {}
         # namespace -> {sid: None}; python-socketio keeps lists, scanned on every check.
         self.pending_connect: dict[str, dict[str, None]] = {}  # type: ignore[assignment]
         self.pending_disconnect: dict[str, dict[str, None]] = {}  # type: ignore[assignment]
@@ -59,7 +71,6 @@ class IndexedRooms(BaseManager):
             self.basic_enter_room(sid, namespace, None, eio_sid=eio_sid)
         except ValueDuplicationError:
             return None  # this Engine.IO client is connected to the namespace already
-        self.basic_enter_room(sid, namespace, sid, eio_sid=eio_sid)
         self.pending_connect.setdefault(namespace, {})[sid] = None
         return sid
 
@@ -113,6 +124,15 @@ class IndexedRooms(BaseManager):
         rooms = self.rooms.setdefault(namespace, {})
         if eio_sid is None:
             eio_sid = rooms[None][sid]
+        if room == sid and room is not None:
+            return  # its own room: implied by the `None` room
+        if _light(room):
+            light = self.light_rooms.setdefault(namespace, {})
+            held = light.get(room, ())
+            if sid not in held:
+                light[room] = (*held, sid)
+            self.rooms_of.setdefault(namespace, {}).setdefault(sid, {})[room] = None
+            return
         members = rooms.get(room)
         if members is None:
             members = rooms[room] = bidict()
@@ -134,6 +154,21 @@ class IndexedRooms(BaseManager):
 
     def _leave(self, sid: str, namespace: str, room: Room) -> None:
         """Take `sid` out of `room` in `rooms` (the index is the caller's business)."""
+        if room == sid:
+            return  # a socket stays in its own room while connected
+        if _light(room):
+            light = self.light_rooms.get(namespace)
+            held = light.get(room) if light is not None else None
+            if light is None or held is None or sid not in held:
+                return
+            rest = tuple(s for s in held if s != sid)
+            if rest:
+                light[room] = rest
+            else:
+                del light[room]
+                if not light:
+                    del self.light_rooms[namespace]
+            return
         rooms = self.rooms.get(namespace)
         if rooms is None:
             return
@@ -147,8 +182,37 @@ class IndexedRooms(BaseManager):
                 del self.rooms[namespace]
 
     def get_rooms(self, sid: str, namespace: str) -> list[Room]:
-        return [room for room in self.rooms_of.get(namespace, {}).get(sid, ())
-                if room is not None]
+        joined = self.rooms_of.get(namespace, {}).get(sid)
+        if joined is None:
+            return []
+        return [sid, *(room for room in joined if room is not None)]
+
+    def get_participants(self, namespace: str, room: Room) -> Iterator[tuple[str, str]]:
+        """(sid, Engine.IO sid) of this node's sockets in `room` (or in any of a list of
+        rooms), as python-socketio's: a copy, so the caller may await between them."""
+        if isinstance(room, (list, tuple)):
+            found: dict[str, str] = {}
+            for each in room:
+                found.update(self._participants(namespace, each))
+            yield from found.items()
+            return
+        yield from self._participants(namespace, room)
+
+    def _participants(self, namespace: str, room: Room) -> list[tuple[str, str]]:
+        rooms = self.rooms.get(namespace)
+        if rooms is None:
+            return []
+        members = rooms.get(room)
+        if members is not None:
+            return list(members._fwdm.items())
+        connected = rooms.get(None)
+        if connected is None or not isinstance(room, str):
+            return []
+        eio_sids = connected._fwdm
+        if room in eio_sids:
+            return [(room, eio_sids[room])]  # a socket's own room
+        held = self.light_rooms.get(namespace, {}).get(room, ())
+        return [(sid, eio_sids[sid]) for sid in held if sid in eio_sids]
 
 
 def _pop(table: dict[str, dict[str, Any]], namespace: str, sid: str | None) -> Any:

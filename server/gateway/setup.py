@@ -37,6 +37,7 @@ from server.actors_wiring import ACTOR_SYSTEM
 from server.feed.wiring import add_feed_listener
 from server.gateway.broadcaster import SocketIOBroadcaster, room_of
 from server.gateway.connections import Gateway
+from server.gateway.endpoint import attach
 from server.gateway.frames import FrameGuard, GatewayServer
 from server.gateway.json_codec import GatewayPacket
 from server.gateway.limits import MAX_PACKET_BYTES
@@ -52,6 +53,7 @@ from server.keys import AUTHENTICATOR, DB_POOL, LIFECYCLE, SETTINGS
 from server.metrics import METRICS
 from server.notifications.wiring import add_notification_sink
 from server.posts.wiring import POST_READER
+from server.ratelimit.wiring import spend
 from server.resources import optional_redis
 from storage.memory.presence import MemoryPresenceStore
 from storage.memory.sessions import MemorySessionRecords
@@ -91,7 +93,8 @@ def setup_gateway(app: web.Application) -> socketio.AsyncServer:
         engineio_logger=logging.getLogger("engineio.server"),
         max_http_buffer_size=MAX_PACKET_BYTES, serializer=GatewayPacket,
     )
-    sio.attach(app, socketio_path="socket.io")
+    # Not sio.attach: our handler in front of Engine.IO's (server/gateway/endpoint.py).
+    attach(app, sio.eio.handle_request, app[METRICS], spend)
     websockets = track_websockets(sio)
     gateway = Gateway(sio=sio, system=app[ACTOR_SYSTEM], node_id=settings.effective_node_id,
                       events_per_second=settings.socket_events_per_second,

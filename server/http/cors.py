@@ -16,7 +16,8 @@ may read its responses, and every preflight is refused.
   answer to a page of an allowed origin).
 - No credentials mode: Hubbub authenticates with bearer tokens, not cookies, so
   Access-Control-Allow-Credentials is never sent and `*` is answered literally.
-- `/socket.io/` is left to python-socketio, configured with `socketio_origins` (below).
+- `/socket.io/` is left to python-socketio, configured with `socketio_origins` (below): the
+  app runs this middleware through `http_only` (server/http/middleware.py).
 """
 
 from __future__ import annotations
@@ -32,7 +33,6 @@ from server.config import Settings
 from server.http.caching import add_vary
 from server.http.problems import Forbidden, problem_response
 
-SOCKETIO_PATH = "/socket.io/"  # python-socketio checks Origin itself there
 REQUEST_HEADERS = ("Authorization", "Content-Type", "Idempotency-Key", "If-None-Match",
                    "X-Request-ID")
 EXPOSED_HEADERS = ("ETag", "RateLimit", "RateLimit-Policy", "RateLimit-Limit",
@@ -67,8 +67,6 @@ def cors_middleware(policy: CorsPolicy) -> Middleware:
 
     @web.middleware
     async def cors(request: web.Request, handler: web.Handler) -> web.StreamResponse:
-        if request.path.startswith(SOCKETIO_PATH):
-            return await handler(request)
         origin = request.headers.get("Origin")
         allowed = policy.allow_origin(origin) if origin is not None else None
         if (origin is not None and request.method == "OPTIONS"

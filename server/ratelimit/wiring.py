@@ -4,12 +4,14 @@ Each request spends one token from the client's global bucket (RATE_LIMIT_PER_MI
 `ip:<ip>`) and, when its route has a limit of its own (`Endpoint.rate_limit`, overridden by
 RATE_LIMIT_ROUTES), one from the route's bucket (`route:<name>:<ip>`). Exempt: routes named
 `ops.*` (health, readiness, metrics: probes must never be refused), requests that match no
-route (404/405), and Socket.IO long-polling requests after the handshake. A refusal is a 429
-problem with `Retry-After`. Every response to a request that spent tokens, a 429 or any
-other problem included, carries `RateLimit-Policy` and `RateLimit` (server.ratelimit.headers)
-and the older `RateLimit-Limit` / `RateLimit-Remaining`: added as the response is prepared,
-so the problems the error middleware renders further out get them too. When the bucket
-store fails, requests are allowed (see FailOpenRateLimiter).
+route (404/405), and Socket.IO long-polling requests after the handshake (the handshake
+spends through `spend` in server/gateway/endpoint.py, as route `socket.io`, which
+RATE_LIMIT_ROUTES may limit too). A refusal is a 429 problem with `Retry-After`. Every
+response to a request that spent tokens, a 429 or any other problem included, carries
+`RateLimit-Policy` and `RateLimit` (server.ratelimit.headers) and the older
+`RateLimit-Limit` / `RateLimit-Remaining`: added as the response is prepared, so the
+problems the error middleware renders further out get them too. When the bucket store
+fails, requests are allowed (see FailOpenRateLimiter).
 """
 
 from __future__ import annotations
@@ -39,7 +41,6 @@ from storage.memory.rate_limiter import MemoryRateLimiter
 from storage.redis.rate_limiter import RedisRateLimiter
 
 EXEMPT_PREFIX = "ops."
-SOCKETIO_PATH = "/socket.io/"  # server.gateway.setup attaches Socket.IO here
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,8 +90,15 @@ async def rate_limit_middleware(request: web.Request, handler: web.Handler) -> w
     if request.match_info.http_exception is not None:
         return await handler(request)  # unmatched: the 404/405 costs nothing
     name = route_name(request)
-    if name.startswith(EXEMPT_PREFIX) or _engineio_poll(request):
-        return await handler(request)
+    if not name.startswith(EXEMPT_PREFIX):
+        await spend(request, name)
+    return await handler(request)
+
+
+async def spend(request: web.Request, name: str) -> None:
+    """Spend the request's tokens: the client's global bucket and, when route `name` has a
+    limit, its bucket; RateLimited when either refuses. What was spent goes on the request,
+    for its response's headers."""
     policy = request.app[RATE_POLICY]
     limiter = request.app[RATE_LIMITER]
     ip = policy.client_ip(request)
@@ -105,7 +113,6 @@ async def rate_limit_middleware(request: web.Request, handler: web.Handler) -> w
     refused = [s.decision for s in limits.spent if not s.decision.allowed]
     if refused:
         raise RateLimited(max(d.retry_after for d in refused))
-    return await handler(request)
 
 
 async def rate_limit_headers(request: web.Request, response: web.StreamResponse) -> None:
@@ -117,12 +124,6 @@ async def rate_limit_headers(request: web.Request, response: web.StreamResponse)
     response.headers["RateLimit-Policy"] = policy_field(limits.policies)
     response.headers["RateLimit"] = ratelimit_field(limits.spent)
     response.headers.update(legacy_fields(limits.spent))
-
-
-def _engineio_poll(request: web.Request) -> bool:
-    """A request inside an established Socket.IO session (long-polling carries `sid`): its
-    handshake was counted, and websocket frames never pass here, so neither do polls."""
-    return request.path.startswith(SOCKETIO_PATH) and "sid" in request.query
 
 
 def setup_ratelimit(app: web.Application, *,

@@ -1,6 +1,7 @@
 """The indexed Socket.IO managers (server/gateway/manager.py): the same behaviour as
-python-socketio's managers, and a disconnect, leave or rooms listing that never scans the
-namespace's rooms."""
+python-socketio's managers (but that a socket cannot leave its own room), a disconnect, leave
+or rooms listing that never scans the namespace's rooms, and no bidict for a socket's own
+room nor for a user's room."""
 
 from __future__ import annotations
 
@@ -44,13 +45,14 @@ class Recorder:
         self.sio._send_packet = send_packet  # type: ignore[method-assign]
         manager._publish = publish  # type: ignore[attr-defined]
 
-    def state(self) -> dict[str, Any]:
-        """Everything observable: the rooms table, each sid's rooms and connection state."""
+    def state(self, names: list[str]) -> dict[str, Any]:
+        """Everything observable: the members of each room of `names` (and of each socket's
+        own room), each sid's rooms and connection state."""
         m = self.manager
-        sids = sorted({sid for ns in m.rooms.values() for room in ns.values() for sid in room})
+        sids = sorted(m.rooms.get(NS, {}).get(None, {}))
         return {
-            "rooms": {ns: {room: dict(members) for room, members in rooms.items()}
-                      for ns, rooms in m.rooms.items()},
+            "rooms": {room: members for room in (None, *names, *sids)
+                      if (members := dict(m.get_participants(NS, room)))},
             "rooms_of": {sid: sorted(map(str, m.get_rooms(sid, NS))) for sid in sids},
             "connected": {sid: m.is_connected(sid, NS) for sid in sids},
             "pre_connected": {sid: m.is_pre_connected(sid, NS) for sid in sids},
@@ -60,6 +62,7 @@ class Recorder:
         }
 
 
+ROOMS = [f"room:{i}" for i in range(6)] + [f"user:{i}" for i in range(3)]
 PAIRS = [(socketio.AsyncManager, LocalManager),
          (lambda: socketio.AsyncRedisManager("redis://127.0.0.1:1/0"),
           lambda: RedisManager("redis://127.0.0.1:1/0"))]
@@ -69,7 +72,7 @@ async def _step(rec: Recorder, rng: random.Random, eio_sids: list[str]) -> None:
     """One random operation, as the server and the gateway perform them."""
     m = rec.manager
     live = sorted({sid for ns in m.rooms.values() for sid in ns.get(None, {})})
-    rooms = [f"room:{i}" for i in range(6)] + [f"user:{i}" for i in range(3)]
+    rooms = ROOMS
     op = rng.choice(["connect", "connect", "pre", "enter", "enter", "leave", "emit",
                      "emit_skip", "close", "disconnect", "pre_disconnect"])
     if op in ("connect", "pre"):
@@ -89,7 +92,7 @@ async def _step(rec: Recorder, rng: random.Random, eio_sids: list[str]) -> None:
     if op == "enter":
         await m.enter_room(sid, NS, rng.choice(rooms))
     elif op == "leave":
-        await m.leave_room(sid, NS, rng.choice([*rooms, sid]))
+        await m.leave_room(sid, NS, rng.choice(rooms))  # never its own: it stays in it
     elif op == "emit":
         await m.emit("e", {"n": 1}, NS, room=rng.choice([*rooms, sid, None]))
     elif op == "emit_skip":
@@ -111,7 +114,7 @@ async def test_behaves_as_python_socketio(stock: Any, indexed: Any, seed: int) -
         eio_sids: list[str] = []
         for _ in range(300):
             await _step(rec, rng, eio_sids)
-    assert ours.state() == reference.state()
+    assert ours.state(ROOMS) == reference.state(ROOMS)
 
 
 async def test_rooms_listing_and_emits_follow_joins_and_leaves() -> None:
@@ -135,7 +138,7 @@ async def test_rooms_listing_and_emits_follow_joins_and_leaves() -> None:
     assert "room:1" not in m.rooms[NS]  # its last member left
     assert m.get_rooms(b, NS) == [] and m.eio_sid_from_sid(b, NS) is None
     await m.disconnect(a, NS)
-    assert m.rooms == {} and m.rooms_of == {}
+    assert m.rooms == {} and m.rooms_of == {} and m.light_rooms == {}
     assert m.pending_connect == {} and m.pending_disconnect == {}
 
 
@@ -170,7 +173,9 @@ async def test_a_disconnect_touches_only_that_sockets_rooms(make: Any) -> None:
     await m.emit("still", "here", NS, room="room:150")
     assert sorted(eio for eio, _ in rec.sent) == sorted(f"e{i}" for i in range(1500, 1510))
     assert len(m.rooms_of[NS]) == 1000
-    assert len(dict.keys(m.rooms[NS])) == 1 + 1000 * 2 + 100  # None, sid, user, chat rooms
+    assert len(dict.keys(m.rooms[NS])) == 1 + 100  # None and the chat rooms: no sid rooms
+    assert len(m.light_rooms[NS]) == 1000  # the remaining sockets' user rooms
+    assert list(m.get_participants(NS, "user:1999")) == [(sids[1999], "e1999")]
 
 
 async def test_a_second_connect_of_one_client_is_refused_without_leftovers() -> None:

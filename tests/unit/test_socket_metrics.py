@@ -19,6 +19,7 @@ from actors.errors import Rejected
 from protocols.socket import CLIENT_EVENTS
 from server.gateway import acks, namespace, session
 from server.gateway.connections import Connection, Gateway
+from server.gateway.endpoint import attach
 from server.gateway.frames import GatewayServer
 from server.gateway.limits import MAX_EVENT_BYTES, TokenBucket
 from server.gateway.manager import LocalManager
@@ -28,6 +29,8 @@ from server.gateway.metrics import (
     queue_depths,
 )
 from server.gateway.namespace import GatewayNamespace, dispatch
+from server.http.middleware import http_only
+from server.http.problems import RateLimited
 from server.keys import LIFECYCLE
 from server.lifecycle import Lifecycle
 from server.metrics import METRICS, metrics_middleware, setup_metrics
@@ -275,28 +278,38 @@ def test_queue_depths_are_a_gauge_histogram_and_a_max() -> None:
 # -- HTTP metrics of Socket.IO's requests ------------------------------------------------------
 
 
-def http_app() -> web.Application:
-    app = web.Application(middlewares=[metrics_middleware])
+def http_app(spent: list[str]) -> web.Application:
+    app = web.Application(middlewares=[http_only(metrics_middleware)])
     app[LIFECYCLE] = Lifecycle(node_id="n1")
     setup_metrics(app)
 
     async def answer(request: web.Request) -> web.Response:
         return web.Response(text="ok")
 
+    async def spend(request: web.Request, route: str) -> None:
+        spent.append(route)
+        if request.query.get("EIO") == "refused":
+            raise RateLimited(3)
+
     app.router.add_get("/named", answer, name="test.named")
     app.router.add_get("/plain/{item}", answer)  # a matched route without a name
-    app.router.add_route("*", "/socket.io/", answer)  # as python-socketio attaches it
+    attach(app, answer, app[METRICS], spend)  # as server/gateway/setup.py attaches Engine.IO
     return app
 
 
 async def test_socket_io_requests_are_counted_not_timed() -> None:
-    app = http_app()
+    spent: list[str] = []
+    app = http_app(spent)
     async with TestClient(TestServer(app)) as client:
         for path in ("/socket.io/?EIO=4&transport=polling", "/socket.io/?EIO=4&transport=polling",
                      "/socket.io/?EIO=4&transport=websocket", "/socket.io/?EIO=4",
+                     "/socket.io/?EIO=4&transport=polling&sid=abc",  # no handshake: spends none
                      "/socket.io/elsewhere", "/named", "/plain/7", "/nowhere"):
             async with client.get(path) as response:
                 await response.read()
+        async with client.get("/socket.io/?EIO=refused&transport=polling") as response:
+            assert response.status == 429 and response.headers["Retry-After"] == "3"
+            assert (await response.json())["code"] == "rate_limited"
         async with client.post("/named") as response:
             assert response.status == 405
         async with client.get("/metrics") as response:
@@ -307,14 +320,15 @@ async def test_socket_io_requests_are_counted_not_timed() -> None:
         return registry.get_sample_value("hubbub_http_requests_total", {
             "method": method, "route": route, "status": status}) or 0.0
 
-    assert requests("socket.io") == 4
+    assert requests("socket.io") == 5 and requests("socket.io", status="429") == 1
+    assert spent == ["socket.io"] * 5
     assert requests("test.named") == 1 and requests("/plain/{item}") == 1
     assert requests("unmatched", status="404") == 2  # /nowhere, /socket.io/elsewhere
     assert requests("unmatched", "POST", "405") == 1
     transports = {t: registry.get_sample_value("hubbub_socketio_requests_total",
                                                {"transport": t})
                   for t in ("websocket", "polling", "other")}
-    assert transports == {"websocket": 1, "polling": 2, "other": 1}
+    assert transports == {"websocket": 1, "polling": 4, "other": 1}
     timed = {s.labels["route"] for family in registry.collect()
              if family.name == "hubbub_http_request_duration_seconds" for s in family.samples}
     assert "socket.io" not in timed and {"test.named", "/plain/{item}", "unmatched"} <= timed
