@@ -21,6 +21,7 @@ from typing import Literal
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
+from server.auth.ports import WatermarkKeys
 from server.auth.principal import Principal
 from server.auth.revocation import TokenWatermarks
 from server.auth.tokens import TokenCodec
@@ -39,7 +40,8 @@ class _NotRead(enum.Enum):
 
 # For `still_valid`: the caller did not read the watermark cache (it reads it itself).
 NOT_READ = _NotRead.NOT_READ
-# What a caller read under `watermark_key`: the value, None for nothing cached, or NOT_READ.
+# What a caller read under `watermark_keys`: the value (0 for a missing one while the cache is
+# marked complete), None for nothing cached, or NOT_READ.
 CachedWatermark = int | None | Literal[_NotRead.NOT_READ]
 
 
@@ -72,14 +74,15 @@ class Authenticator:
         """Whether the user signed out everywhere since the principal's token was issued."""
         return principal.issued_at < await self._watermarks.valid_after(principal.user_id)
 
-    def watermark_key(self, user_id: str) -> str | None:
-        """The Redis key of the user's cached watermark, or None (TokenWatermarks.cache_key):
-        for a caller that reads it in a script of its own, then asks `revoked_cached`."""
-        return self._watermarks.cache_key(user_id)
+    def watermark_keys(self, user_id: str) -> WatermarkKeys | None:
+        """The Redis keys of the user's cached watermark and of the cache's completeness
+        marker, or None (TokenWatermarks.cache_keys): for a caller that reads them in a script
+        of its own, then asks `revoked_cached`."""
+        return self._watermarks.cache_keys(user_id)
 
     async def revoked_cached(self, principal: Principal, cached: int | None) -> bool:
-        """`revoked`, the caller having read the cache under `watermark_key` (`cached`: what
-        it held, None for nothing)."""
+        """`revoked`, the caller having read the cache under `watermark_keys` (`cached`: what
+        it held, 0 for nothing while marked complete, None for nothing otherwise)."""
         valid_after = await self._watermarks.valid_after_cached(principal.user_id, cached)
         return principal.issued_at < valid_after
 
@@ -110,7 +113,7 @@ def verify_token(authenticator: Callable[[str], Principal], token: str) -> Princ
 async def still_valid(authenticator: Callable[[str], Principal], principal: Principal,
                       cached: CachedWatermark = NOT_READ) -> bool:
     """False when the principal's user signed out everywhere since its token was issued.
-    `cached`: what the caller read under `watermark_key` (None: nothing cached), if it did."""
+    `cached`: what the caller read under `watermark_keys` (CachedWatermark), if it did."""
     if not isinstance(authenticator, Authenticator):
         return True
     if cached is NOT_READ:
@@ -118,10 +121,11 @@ async def still_valid(authenticator: Callable[[str], Principal], principal: Prin
     return not await authenticator.revoked_cached(principal, cached)
 
 
-def watermark_key(authenticator: Callable[[str], Principal], user_id: str) -> str | None:
-    """Authenticator.watermark_key of an Authenticator; None for any other authenticator."""
+def watermark_keys(authenticator: Callable[[str], Principal],
+                   user_id: str) -> WatermarkKeys | None:
+    """Authenticator.watermark_keys of an Authenticator; None for any other authenticator."""
     if isinstance(authenticator, Authenticator):
-        return authenticator.watermark_key(user_id)
+        return authenticator.watermark_keys(user_id)
     return None
 
 

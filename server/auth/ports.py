@@ -9,6 +9,8 @@ adapter and its fake agree on what "expired" means.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
@@ -116,12 +118,22 @@ class TokenWatermarkStore(Protocol):
         ...
 
 
+class RecentWatermarks(Protocol):
+    """The watermarks that can still refuse a live token, for WatermarkRefresher."""
+
+    async def recent(self, since: int, limit: int) -> list[tuple[str, int]]:
+        """(user id, watermark) of at most `limit` users whose watermark is above `since`
+        (unix seconds); user ids as tokens carry them."""
+        ...
+
+
 class WatermarkCache(Protocol):
     """A cache in front of TokenWatermarkStore, read on every authenticated request. Entries
     live a short while. Raises storage.errors.StorageError when the cache is unreachable."""
 
     async def get(self, user_id: str) -> int | None:
-        """The cached watermark; None when nothing is cached."""
+        """The cached watermark (0 when the cache knows the user has none that matters);
+        None when nothing is cached: the store must answer."""
         ...
 
     async def offer(self, user_id: str, valid_after: int) -> None:
@@ -134,6 +146,16 @@ class WatermarkCache(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class WatermarkKeys:
+    """Where a KeyedWatermarkCache keeps a user's watermark. A missing `watermark` key reads
+    as 0 while the `complete` key exists (every watermark that matters is cached), and as
+    "not cached" otherwise."""
+
+    watermark: str
+    complete: str
+
+
 @runtime_checkable
 class KeyedWatermarkCache(WatermarkCache, Protocol):
     """A WatermarkCache kept under one Redis key per user (storage/redis/token_watermarks.py),
@@ -141,6 +163,25 @@ class KeyedWatermarkCache(WatermarkCache, Protocol):
 
     def key(self, user_id: str) -> str:
         """The key holding the user's cached watermark."""
+        ...
+
+    def complete_key(self) -> str:
+        """The marker key: while it exists, every watermark that matters is cached."""
+        ...
+
+
+class CompletableWatermarkCache(Protocol):
+    """A WatermarkCache that WatermarkRefresher fills with every watermark that matters and
+    then marks complete. Raises storage.errors.StorageError when unreachable."""
+
+    async def load(self, watermarks: Sequence[tuple[str, int]]) -> None:
+        """Raise each user's cached watermark to the given one (never lower it), each entry
+        then kept long enough to outlive a marker set next."""
+        ...
+
+    async def mark_complete(self, elapsed: float) -> bool:
+        """Mark the cache complete, its watermarks loaded from a read that started `elapsed`
+        seconds ago; False (not marked) when that read is too old to vouch for."""
         ...
 
 

@@ -21,10 +21,13 @@ and every check refuses a token of theirs with `iat < W`:
 
 Postgres holds the watermarks (TokenWatermarkStore); each check reads them through a cache
 (WatermarkCache): Redis with REDIS_URL, shared by every node and raised by the sign-out
-before it answers, so each authenticated request costs one Redis GET and a sign-out on one
-node holds on every node at once; in memory otherwise (a single node: all sign-outs are its
-own). When the cache fails, checks fall back to Postgres, so a Redis outage never lets a
-revoked token through.
+before it answers, so each authenticated request costs one Redis round trip and a sign-out on
+one node holds on every node at once; in memory otherwise (a single node: all sign-outs are
+its own). With Redis, every node's WatermarkRefresher (server/auth/watermark_refresher.py)
+keeps all the watermarks that matter cached and marks the cache complete, so a miss is a
+known 0 rather than a Postgres read; a sign-out whose Redis raise failed is then caught
+within one refresh period (~20 s; CACHE_TTL at most when refreshes fail too). When the cache
+fails, checks fall back to Postgres, so a Redis outage never lets a revoked token through.
 """
 
 from __future__ import annotations
@@ -36,7 +39,13 @@ from collections import OrderedDict
 from collections.abc import Callable
 from datetime import datetime
 
-from server.auth.ports import KeyedWatermarkCache, TokenWatermarkStore, WatermarkCache
+from server.auth.ports import (
+    KeyedWatermarkCache,
+    TokenWatermarkStore,
+    WatermarkCache,
+    WatermarkKeys,
+)
+from server.auth.watermark_refresher import REFRESH_PERIOD
 from storage.errors import StorageError
 
 log = logging.getLogger("hubbub.auth")
@@ -108,15 +117,20 @@ class TokenWatermarks:
             return await self._store.get(user_id)
         return await self.valid_after_cached(user_id, cached)
 
-    def cache_key(self, user_id: str) -> str | None:
-        """The Redis key of the user's cached watermark, when the cache keeps one (None
-        otherwise): a caller that reads it itself, with other keys in one script, passes
-        what it found to `valid_after_cached`."""
-        return self._keyed.key(user_id) if self._keyed is not None else None
+    def cache_keys(self, user_id: str) -> WatermarkKeys | None:
+        """The Redis keys of the user's cached watermark and of the cache's completeness
+        marker, when the cache keeps them (None otherwise): a caller that reads them itself,
+        with other keys in one script, passes what it found to `valid_after_cached` (as
+        WatermarkKeys says: a missing watermark is 0 while the marker exists)."""
+        if self._keyed is None:
+            return None
+        return WatermarkKeys(watermark=self._keyed.key(user_id),
+                             complete=self._keyed.complete_key())
 
     async def valid_after_cached(self, user_id: str, cached: int | None) -> int:
-        """`valid_after`, the cache already read: `cached` is what it held (None: nothing).
-        A miss reads Postgres and fills the cache, as `valid_after` does."""
+        """`valid_after`, the cache already read: `cached` is what it held (None: nothing,
+        and no completeness marker). A miss reads Postgres and fills the cache, as
+        `valid_after` does."""
         if cached is not None:
             return cached
         value = await self._store.get(user_id)
@@ -145,11 +159,13 @@ class TokenWatermarks:
 
     async def raised(self, user_id: str, valid_after: int) -> None:
         """A sign-out stored `valid_after`: raise the cache, so every check sees it at once.
-        A failure is logged: the cached value then lags for at most CACHE_TTL."""
+        A failure is logged: the cache then lags until the next watermark refresh loads it
+        (REFRESH_PERIOD), or for at most CACHE_TTL when refreshes fail too."""
         try:
             await self._cache.raise_to(user_id, valid_after)
         except StorageError:
-            log.error("token watermark not cached: revoked tokens may pass for up to %d s",
+            log.error("token watermark not cached: revoked tokens may pass for up to %d s "
+                      "(%d s if watermark refreshes fail too)", int(REFRESH_PERIOD),
                       int(CACHE_TTL), exc_info=True, extra={"user_id": user_id})
 
     def _warn(self, what: str) -> None:

@@ -1,11 +1,13 @@
 """Wire the auth area: its routes, its service (built once the database is up) and the
 bearer-token authenticator every authenticated route and Socket.IO connection uses, with the
 middleware that runs its asynchronous part (the revocation watermark) before each endpoint
-that needs a token."""
+that needs a token. With REDIS_URL, also the task refreshing the watermark cache
+(server/auth/watermark_refresher.py), cancelled at shutdown."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 
@@ -20,6 +22,7 @@ from server.auth.revocation import CACHE_TTL, MemoryWatermarkCache, TokenWaterma
 from server.auth.secret import resolve_jwt_secret
 from server.auth.service import AuthService
 from server.auth.tokens import TokenCodec
+from server.auth.watermark_refresher import WatermarkRefresher
 from server.keys import AUTHENTICATOR, DB_POOL, LIFECYCLE, SETTINGS
 from server.resources import optional_redis
 from storage.postgres.accounts import PostgresAccountStore
@@ -63,14 +66,20 @@ async def _auth_ctx(app: web.Application) -> AsyncIterator[None]:
         app[LIFECYCLE].adapters["mail"] = type(mailer).__name__
     pool = app[DB_POOL]
     client = optional_redis(app)
+    store = PostgresTokenWatermarks(pool)
     cache: WatermarkCache
+    refresher: WatermarkRefresher | None = None
     if client is not None:
-        cache = RedisWatermarkCache(client, settings.redis_key_prefix, ttl=CACHE_TTL)
+        redis_cache = RedisWatermarkCache(client, settings.redis_key_prefix, ttl=CACHE_TTL,
+                                          access_token_ttl=settings.access_token_ttl)
+        refresher = WatermarkRefresher(store, redis_cache,
+                                       access_token_ttl=settings.access_token_ttl)
+        cache = redis_cache
         app[LIFECYCLE].adapters["token_watermarks"] = "redis"
     else:
         cache = MemoryWatermarkCache()
         app[LIFECYCLE].adapters["token_watermarks"] = "memory"
-    watermarks = TokenWatermarks(PostgresTokenWatermarks(pool), cache)
+    watermarks = TokenWatermarks(store, cache)
 
     async def close_sockets(user_id: str) -> None:
         # Imported here: the gateway is set up after this area and imports far more.
@@ -93,4 +102,14 @@ async def _auth_ctx(app: web.Application) -> AsyncIterator[None]:
         )),
     )
     app[AUTHENTICATOR] = Authenticator(tokens, watermarks)
-    yield
+    if refresher is None:
+        yield
+        return
+    # Started last, so no failure of this setup leaves it running (run() logs its own).
+    refreshing = asyncio.create_task(refresher.run(), name="token-watermark-refresher")
+    try:
+        yield
+    finally:
+        refreshing.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await refreshing

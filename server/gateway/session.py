@@ -11,9 +11,10 @@ neither misses a session it was told about nor revives one it was told is closed
 With Redis behind the records, the watermark cache and presence, a connect records the socket
 and reads the user's cached token watermark and presence record in one script (storage/redis/
 sessions.py `open`): one round trip where an add, a cache read and the actor's own reads of
-the records and the presence were four. The presence snapshot rides on SessionOpened when the
-socket is the user's only session (actors/user.py adopts it, if it still holds, instead of
-loading)."""
+the records and the presence were four. (A watermark not cached reads as 0 while the cache is
+marked complete, as it mostly is: server/auth/watermark_refresher.py; no Postgres read.) The
+presence snapshot rides on SessionOpened when the socket is the user's only session
+(actors/user.py adopts it, if it still holds, instead of loading)."""
 
 from __future__ import annotations
 
@@ -36,7 +37,7 @@ from server.auth.authenticator import (
     authenticate,
     still_valid,
     verify_token,
-    watermark_key,
+    watermark_keys,
 )
 from server.gateway import acks, calls, chat
 from server.gateway.broadcaster import user_room
@@ -209,10 +210,11 @@ async def _record(gw: Gateway, conn: Connection) -> OpenedSession | None:
     read the user's cached watermark and presence record in the same script (the module
     docstring); None after a plain add otherwise."""
     records, presence = _records(gw), gw.presence
-    key = watermark_key(gw.authenticate, conn.user_id) if gw.authenticate else None
-    if key is not None and isinstance(records, RedisSessionRecords) \
+    keys = watermark_keys(gw.authenticate, conn.user_id) if gw.authenticate else None
+    if keys is not None and isinstance(records, RedisSessionRecords) \
             and isinstance(presence, RedisPresenceStore):
-        return await records.open(conn.user_id, conn.sid, gw.node_id, watermark_key=key,
+        return await records.open(conn.user_id, conn.sid, gw.node_id,
+                                  watermark_key=keys.watermark, complete_key=keys.complete,
                                   presence_key=presence.key(conn.user_id))
     await records.add(conn.user_id, conn.sid, gw.node_id)
     return None

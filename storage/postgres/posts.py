@@ -35,6 +35,7 @@ FROM posts p WHERE p.id = $1
 _AUTHOR_LOCK = "SELECT pg_advisory_xact_lock(hashtextextended('hubbub.posts.create:' || $1, 0))"
 # The limit-th newest non-repost post of the last 24 h: when there is one, the allowance is
 # spent until it leaves the window.
+_DAY_SECONDS = 24 * 3600.0
 _DAILY_LIMIT = """
 SELECT extract(epoch FROM created_at + interval '24 hours' - now())::float8 AS retry_after
 FROM posts
@@ -105,7 +106,9 @@ class PostgresPostStore:
         await conn.execute(_AUTHOR_LOCK, author)
         retry_after = await conn.fetchval(_DAILY_LIMIT, author, daily_limit)
         if retry_after is not None:
-            raise _Refused("daily_limit", max(retry_after, 1.0))
+            # A post of a transaction that began after this one can be stamped after our
+            # now(): never more than the window itself.
+            raise _Refused("daily_limit", min(max(retry_after, 1.0), _DAY_SECONDS))
         targets = [t for t in (draft.reply_to_id, draft.quote_of_id) if t is not None]
         live = await lock_live_posts(conn, targets, author) if targets else {}
         if draft.reply_to_id is not None and draft.reply_to_id not in live:

@@ -6,7 +6,9 @@ PostgresTokenWatermarks is the TokenWatermarkStore (server.auth.ports). The writ
 the refresh-token store (storage/postgres/refresh_tokens.py), under its per-user lock, with
 the helpers below: a sign-out everywhere revokes the refresh tokens and raises the watermark
 in one transaction, and a new session is stored only when no sign-out came after its
-credentials were checked.
+credentials were checked. `recent` lists the watermarks that can still refuse a live token, for
+the refresher that keeps them all in Redis (server/auth/watermark_refresher.py); the index of
+migration 0016 serves it.
 """
 
 from __future__ import annotations
@@ -27,6 +29,9 @@ _RAISE = (
     " RETURNING valid_after"
 )
 _GET = "SELECT valid_after, signed_out_at FROM token_watermarks WHERE user_id = $1"
+# user_id as text: the canonical lowercase form, the same string tokens carry as `sub`.
+_RECENT = ("SELECT user_id::text AS user_id, valid_after FROM token_watermarks"
+           " WHERE valid_after > $1 LIMIT $2")
 
 
 async def read_watermark(conn: asyncpg.Connection | asyncpg.Pool,
@@ -55,3 +60,8 @@ class PostgresTokenWatermarks:
         if not is_id(user_id):  # no account can have it (and the uuid column would refuse it)
             return 0, None
         return await read_watermark(self._pool, user_id)
+
+    async def recent(self, since: int, limit: int) -> list[tuple[str, int]]:
+        """(user id, watermark) of at most `limit` users whose watermark is above `since`."""
+        rows = await self._pool.fetch(_RECENT, since, limit)
+        return [(row["user_id"], int(row["valid_after"])) for row in rows]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import redis.asyncio as redis
 
 from storage.redis.connection import InlineWriteConnection
+from storage.redis.multiplexed import MultiplexedRedis
 
 # Seconds a command waits for a free pooled connection before failing.
 POOL_TIMEOUT = 5.0
@@ -21,6 +22,9 @@ def create_redis(url: str, max_connections: int = 200) -> redis.Redis:
         url, max_connections=max_connections, timeout=POOL_TIMEOUT, decode_responses=False,
         health_check_interval=30, socket_connect_timeout=5, socket_timeout=5,
         retry_on_timeout=True)
-    if pool.connection_class is redis.Connection:  # plain TCP (not TLS, not a unix socket)
-        pool.connection_class = InlineWriteConnection
-    return redis.Redis(connection_pool=pool)
+    if pool.connection_class is not redis.Connection:  # TLS or a unix socket
+        return redis.Redis(connection_pool=pool)
+    # Plain TCP: plain commands share one pipelined connection (storage/redis/multiplexed.py);
+    # pipelines, pub/sub and blocking commands use the pool.
+    pool.connection_class = InlineWriteConnection
+    return MultiplexedRedis(connection_pool=pool)

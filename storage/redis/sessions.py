@@ -14,9 +14,10 @@ disconnect, a node that died and was never forgotten) vanish by themselves.
 
 `open` is an add that also reads, in the same script and so in one round trip, what the
 gateway needs next about the user: how many sessions they have recorded, their cached token
-watermark (storage/redis/token_watermarks.py) and a snapshot of their presence record
-(storage/redis/presence.py). The reads follow the write atomically: a sign-out that raises
-the watermark after them lists this session when it closes the user's sockets.
+watermark (storage/redis/token_watermarks.py: 0 when none is cached but the cache is marked
+complete) and a snapshot of their presence record (storage/redis/presence.py). The reads
+follow the write atomically: a sign-out that raises the watermark after them lists this
+session when it closes the user's sockets.
 """
 
 from __future__ import annotations
@@ -47,11 +48,14 @@ redis.call('EXPIRE', KEYS[2], ARGV[4])
 _ADD = _RECORD + "return 1"
 
 # _ADD's write, then the reads of `open`: KEYS[3] the user's cached watermark, KEYS[4] their
-# presence record, ARGV[5..] the record's SNAPSHOT_FIELDS. Answers {sessions recorded,
-# {fields}, watermark} (a missing field or key reads as false in Lua: nil to the caller).
+# presence record, KEYS[5] the watermark cache's completeness marker, ARGV[5..] the record's
+# SNAPSHOT_FIELDS. Answers {sessions recorded, {fields}, watermark} (a missing field or key
+# reads as false in Lua: nil to the caller); a missing watermark reads as '0' while the marker
+# exists, as RedisWatermarkCache.get reads it.
 _OPEN = _RECORD + """
-return {redis.call('HLEN', KEYS[1]), redis.call('HMGET', KEYS[4], unpack(ARGV, 5)),
-        redis.call('GET', KEYS[3])}
+local watermark = redis.call('GET', KEYS[3])
+if not watermark and redis.call('EXISTS', KEYS[5]) == 1 then watermark = '0' end
+return {redis.call('HLEN', KEYS[1]), redis.call('HMGET', KEYS[4], unpack(ARGV, 5)), watermark}
 """
 
 # Same KEYS; ARGV[1..3] as in _ADD. Only a record naming this node is dropped (a node removes
@@ -92,7 +96,9 @@ class OpenedSession:
     """What `open` read right after recording the session."""
 
     sessions: int  # the user's recorded sessions, this one included
-    watermark: int | None  # the cached token watermark; None when none is cached
+    # The cached token watermark (0 when none is cached but the cache is marked complete);
+    # None when none is cached: Postgres must answer.
+    watermark: int | None
     presence: PresenceSnapshot  # the user's presence record
 
 
@@ -125,12 +131,14 @@ class RedisSessionRecords:
             raise StorageError(f"session of {user_id} not recorded: {exc}") from exc
 
     async def open(self, user_id: str, session_id: str, node_id: str, *,
-                   watermark_key: str, presence_key: str) -> OpenedSession:
-        """`add`, then read what the gateway needs next (see the module docstring)."""
+                   watermark_key: str, complete_key: str,
+                   presence_key: str) -> OpenedSession:
+        """`add`, then read what the gateway needs next (see the module docstring).
+        `watermark_key` and `complete_key`: RedisWatermarkCache's `key` and `complete_key`."""
         try:
             count, fields, watermark = await self._open(
                 keys=[self._user_key(user_id), self._node_key(node_id), watermark_key,
-                      presence_key],
+                      presence_key, complete_key],
                 args=[session_id, node_id, user_id, self._ttl, *SNAPSHOT_FIELDS])
         except (RedisError, OSError) as exc:
             raise StorageError(f"session of {user_id} not recorded: {exc}") from exc

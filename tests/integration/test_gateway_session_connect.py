@@ -140,7 +140,7 @@ def build(client: CountingRedis, prefix: str) -> Harness:
     client.sent = []
     records = RedisSessionRecords(client, prefix)
     presence = RedisPresenceStore(client, prefix)
-    cache = RedisWatermarkCache(client, prefix)
+    cache = RedisWatermarkCache(client, prefix, access_token_ttl=900)
     store = FakeTokenWatermarks()
     watermarks = TokenWatermarks(store, cache)
     codec = TokenCodec("k" * 32, issuer="hubbub", audience="hubbub-api", ttl=900)
@@ -200,6 +200,24 @@ async def test_a_watermark_not_cached_is_read_from_postgres_and_cached(h: Harnes
     await session.connect(h.gw, "s1", {"token": token})
     assert h.client.sent == ["EVALSHA", "SET"] and h.store.reads == 1
     assert await h.cache.get(ANN) == 0
+
+
+async def test_with_the_cache_complete_a_miss_is_a_known_0(h: Harness) -> None:
+    # What the watermark refresher leaves (server/auth/watermark_refresher.py): every
+    # watermark that matters cached, and the marker. ANN has none.
+    await h.cache.mark_complete(0.0)
+    token = await h.token()
+    h.fresh()
+    await session.connect(h.gw, "s1", {"token": token})
+    assert h.client.sent == ["EVALSHA"] and h.store.reads == 0
+    assert await h.client.get(h.cache.key(ANN)) is None  # nothing to fill
+    assert list(h.gw.connections) == ["s1"]
+    # A sign-out raises the cache: its tokens stay refused, marker or not.
+    await h.sign_out(ANN)
+    await session.disconnect_user(h.gw, ANN)
+    with pytest.raises(socketio.exceptions.ConnectionRefusedError) as refused:
+        await session.connect(h.gw, "s2", {"token": token})
+    assert _refusal(refused) == {"code": "unauthorized"} and h.store.reads == 0
 
 
 @pytest.mark.parametrize("cached", [True, False])

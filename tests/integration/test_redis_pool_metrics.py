@@ -27,15 +27,20 @@ async def test_redis_pool_use_and_ceiling_are_gauges(redis_url: str) -> None:
         return registry.get_sample_value("hubbub_redis_pool_connections",
                                          {"pool": "main", "state": state})
 
+    async def pooled_ping() -> bool:
+        # Plain commands share the client's multiplexed connection (storage/redis/
+        # multiplexed.py); pipelines, pub/sub and blocking commands take pooled ones.
+        return bool(await client.pipeline(transaction=False).ping().execute())
+
     try:
         assert registry.get_sample_value("hubbub_redis_pool_max_connections",
                                          {"pool": "main"}) == 3
-        await client.ping()
+        await pooled_ping()
         assert (connections("in_use"), connections("idle")) == (0, 1)
         pool = client.connection_pool
         held = [await pool.get_connection() for _ in range(3)]
         assert (connections("in_use"), connections("idle")) == (3, 0)
-        waiting = asyncio.create_task(client.ping())  # the pool is exhausted: this one waits
+        waiting = asyncio.create_task(pooled_ping())  # the pool is exhausted: this one waits
         for connection in held:
             await pool.release(connection)
         assert await asyncio.wait_for(waiting, 10)

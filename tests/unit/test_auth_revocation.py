@@ -17,6 +17,7 @@ from server.auth.authenticator import (
     check_bearer_token,
     still_valid,
 )
+from server.auth.ports import WatermarkKeys
 from server.auth.principal import Principal
 from server.auth.revocation import MemoryWatermarkCache, TokenWatermarks, issued_at
 from server.auth.tokens import TokenCodec
@@ -223,11 +224,15 @@ class KeyedCache(MemoryWatermarkCache):
     def key(self, user_id: str) -> str:
         return f"auth:valid-after:{user_id}"
 
+    def complete_key(self) -> str:
+        return "auth:valid-after:complete:900"
+
 
 async def test_a_watermark_read_by_the_caller_spares_the_cache_read() -> None:
     h = Harness(cache=KeyedCache(ttl=60))
-    assert Harness().watermarks.cache_key(ANN) is None  # the memory cache keeps no keys
-    assert h.authenticator.watermark_key(ANN) == f"auth:valid-after:{ANN}"
+    assert Harness().watermarks.cache_keys(ANN) is None  # the memory cache keeps no keys
+    assert h.authenticator.watermark_keys(ANN) == WatermarkKeys(
+        watermark=f"auth:valid-after:{ANN}", complete="auth:valid-after:complete:900")
     token = await h.token(ANN)
     principal = h.authenticator.verify(token)
     reads = h.store.reads

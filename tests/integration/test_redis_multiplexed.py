@@ -1,0 +1,131 @@
+"""The multiplexed Redis client (storage/redis/multiplexed.py) against a real Redis: replies
+reach their own callers whatever the interleaving, Redis errors raise redis-py's exceptions,
+a lost connection fails what was in flight and the next command connects again, a silent
+server times out, and state-changing commands keep using the pool."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+import redis.asyncio as redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from storage.redis.client import create_redis
+from storage.redis.multiplexed import MultiplexedRedis
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+async def mux(redis_url: str) -> AsyncIterator[MultiplexedRedis]:
+    client = create_redis(redis_url)
+    assert isinstance(client, MultiplexedRedis)
+    yield client
+    await client.aclose()
+
+
+async def test_concurrent_commands_each_get_their_own_reply(
+        mux: redis.Redis, clean_redis_prefix: str) -> None:
+    keys = [f"{clean_redis_prefix}k{i}" for i in range(300)]
+    await asyncio.gather(*(mux.set(key, str(i)) for i, key in enumerate(keys)))
+    values = await asyncio.gather(*(mux.get(key) for key in keys),
+                                  *(mux.incrby(key, 1000) for key in keys[:50]))
+    assert values[:300] == [str(i).encode() for i in range(300)]
+    assert values[300:] == [1000 + i for i in range(50)]
+    # redis-py's response callbacks still apply (EXISTS -> int, SET -> bool, HGETALL -> dict).
+    assert await mux.exists(keys[0]) == 1 and await mux.set(keys[0], "x", nx=True) is None
+    await mux.hset(f"{clean_redis_prefix}h", mapping={"a": "1"})
+    assert await mux.hgetall(f"{clean_redis_prefix}h") == {b"a": b"1"}
+
+
+async def test_redis_errors_raise_and_leave_the_connection_usable(
+        mux: redis.Redis, clean_redis_prefix: str) -> None:
+    key = f"{clean_redis_prefix}list"
+    await mux.rpush(key, "a")
+    with pytest.raises(ResponseError, match="WRONGTYPE"):
+        await mux.incr(key)
+    with pytest.raises(NoScriptError):
+        await mux.evalsha("0" * 40, 0)
+    assert await mux.lrange(key, 0, -1) == [b"a"]
+
+
+async def test_a_script_is_loaded_again_after_a_flush(
+        mux: redis.Redis, clean_redis_prefix: str) -> None:
+    script = mux.register_script("return redis.call('INCR', KEYS[1])")
+    key = f"{clean_redis_prefix}n"
+    assert await script(keys=[key]) == 1
+    await mux.script_flush()
+    assert await script(keys=[key]) == 2  # NOSCRIPT, SCRIPT LOAD, EVALSHA: redis-py's path
+
+
+async def test_a_cancelled_caller_does_not_shift_the_replies(
+        mux: MultiplexedRedis, clean_redis_prefix: str) -> None:
+    key = f"{clean_redis_prefix}c"
+    await mux.set(key, "mine")
+    protocol = await mux._connect()
+    abandoned = protocol.send(mux._pack(("GET", key)))  # on the wire, its reply not read yet
+    abandoned.cancel()
+    assert await mux.echo("next") == b"next"
+    assert await mux.get(key) == b"mine"
+
+
+async def test_a_lost_connection_fails_what_was_in_flight_then_reconnects(
+        mux: MultiplexedRedis, redis_url: str, clean_redis_prefix: str) -> None:
+    key = f"{clean_redis_prefix}lost"
+    protocol = await mux._connect()
+    # CLIENT commands take the pool: ask the multiplexed connection itself.
+    own_id = await protocol.send(mux._pack(("CLIENT ID",)))
+    other = redis.Redis.from_url(redis_url)
+    try:
+        # Writes from every client wait while paused: the SET stays in flight until the
+        # connection is killed.
+        await other.client_pause(10_000, all=False)
+        in_flight = protocol.send(mux._pack(("SET", key, "never")))
+        await other.client_kill_filter(_id=own_id)
+        with pytest.raises(RedisConnectionError):
+            await in_flight
+        await other.client_unpause()
+        assert await mux.set(key, "again")  # connected again
+        assert await other.get(key) == b"again"
+    finally:
+        await other.client_unpause()
+        await other.aclose()
+
+
+async def test_a_silent_server_times_out() -> None:
+    accepted: list[asyncio.StreamWriter] = []
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.append(writer)  # reads nothing, answers nothing
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    pool = redis.ConnectionPool.from_url(f"redis://127.0.0.1:{port}/0", socket_timeout=0.6)
+    client = MultiplexedRedis(connection_pool=pool)
+    try:
+        with pytest.raises(RedisTimeoutError):
+            await asyncio.wait_for(client.get("k"), 10)
+    finally:
+        await client.aclose()
+        for writer in accepted:
+            writer.close()
+        server.close()
+        await server.wait_closed()
+
+
+async def test_the_database_of_the_url_is_selected(
+        redis_url: str, clean_redis_prefix: str) -> None:
+    url = redis_url.rsplit("/", 1)[0] + "/3"
+    mux, plain = create_redis(url), redis.Redis.from_url(url)
+    key = f"{clean_redis_prefix}db3"
+    try:
+        await mux.set(key, "3")
+        assert await plain.get(key) == b"3"
+        await plain.delete(key)
+    finally:
+        await mux.aclose()
+        await plain.aclose()
