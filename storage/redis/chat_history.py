@@ -7,10 +7,12 @@ any entry with the same seq (idempotent), adds, keeps the newest `max_messages`,
 entries older than `max_age` from the oldest end, and pushes the key's expiry `max_age`
 ahead, so a quiet room's history vanishes by itself. Reads also skip entries past `max_age`.
 
-Appends made while earlier ones are on the wire go out together, as ONE script call naming
-every room's key (after a group commit every room of the batch appends in the same loop
-turn): a pipeline of one call per message cost redis-py's packing, parsing and timeout per
-call, a fifth of a chat message's server CPU. Several keys in one call need a single Redis
+The appends of one event-loop turn go out together, as ONE script call naming every room's
+key (after a group commit every room of the batch appends in the same turn): a pipeline of
+one call per message cost redis-py's packing, parsing and timeout per call, a fifth of a chat
+message's server CPU. A call does not wait for the previous one's reply (the client pipelines
+them on one connection: storage/redis/multiplexed.py), so an append waits one round trip,
+not the rest of an earlier one too. Several keys in one call need a single Redis
 (not Redis Cluster), as the session records' script does. Each `append` returns once its own
 entry is written, or raises StorageError: a RoomActor caches a message before it pushes it,
 so a message that was pushed is cached, and the resend of one an activation stored but never
@@ -31,7 +33,7 @@ from redis.exceptions import NoScriptError, RedisError
 from protocols.chat import Message
 from storage.errors import StorageError
 
-MAX_PENDING = 200  # appends per pipeline; more wait for the next round trip
+MAX_PENDING = 200  # appends per script call; a turn with more makes several calls
 
 # One call appends a whole round trip's messages, of any rooms. KEYS[i]: a room's history;
 # ARGV[5i-4..5i]: its message's seq, member, max messages, cutoff (unix ms; older entries go)
@@ -85,7 +87,8 @@ class RedisChatHistory:
         self._clock = clock  # wall clock: compared with the messages' created_at
         self._script = client.register_script(_APPEND)
         self._queue: list[_Append] = []
-        self._writer: asyncio.Task[None] | None = None
+        self._flush_due = False  # a flush is scheduled for the end of this loop turn
+        self._writing: set[asyncio.Task[None]] = set()
         self.failures = 0  # appends lost to a Redis failure (tests, metrics)
 
     def _key(self, room_id: str) -> str:
@@ -99,25 +102,30 @@ class RedisChatHistory:
         pending = _Append(self._key(message.room_id), (
             message.seq, member, self._max_messages, self._cutoff_ms(), self._max_age_ms))
         self._queue.append(pending)
-        if self._writer is None:
-            # A context of its own: it writes for every room, not the first caller's trace.
-            self._writer = asyncio.get_running_loop().create_task(
-                self._drain(), name="chat:history-writer", context=contextvars.Context())
+        if not self._flush_due:
+            self._flush_due = True
+            asyncio.get_running_loop().call_soon(self._flush)
         await pending.done
 
     async def close(self) -> None:
-        """Write what is queued (shutdown)."""
-        if self._writer is not None:
-            await asyncio.shield(self._writer)
+        """Wait for the writes in flight (shutdown)."""
+        while self._writing or self._queue:
+            if self._queue:
+                self._flush()
+            await asyncio.gather(*list(self._writing), return_exceptions=True)
 
-    async def _drain(self) -> None:
-        try:
-            while self._queue:
-                batch = self._queue[:MAX_PENDING]
-                del self._queue[:MAX_PENDING]
-                await self._write(batch)
-        finally:
-            self._writer = None
+    def _flush(self) -> None:
+        """Send what this turn queued, in calls of at most MAX_PENDING appends."""
+        self._flush_due = False
+        loop = asyncio.get_running_loop()
+        while self._queue:
+            batch = self._queue[:MAX_PENDING]
+            del self._queue[:MAX_PENDING]
+            # A context of its own: it writes for every room, not the first caller's trace.
+            task = loop.create_task(self._write(batch), name="chat:history-write",
+                                    context=contextvars.Context())
+            self._writing.add(task)
+            task.add_done_callback(self._writing.discard)
 
     async def _write(self, batch: list[_Append]) -> None:
         keys = [pending.key for pending in batch]
