@@ -1,8 +1,10 @@
 """actors.remote.Transport over Redis pub/sub: one channel per node plus one for all nodes.
 
 Outbound: `send` queues synchronously and one writer task publishes the queue in order,
-pipelining whatever has accumulated into one round trip, so sends from this node to another
-arrive in the order they were made and a burst costs few round trips. PUBLISH answers how
+pipelining whatever has accumulated into one round trip (on the client's multiplexed
+connection when it has one: storage/redis/multiplexed.py; else a pooled pipeline), so sends
+from this node to another arrive in the order they were made and a burst costs few round
+trips. PUBLISH answers how
 many subscribers got the message: 0 tells the caller at once that the node is not listening.
 
 Inbound: one pub/sub connection subscribed to `<prefix>cluster:node:<id>` and
@@ -22,6 +24,7 @@ import redis.asyncio as redis
 from redis.exceptions import RedisError
 
 from protocols.cluster import TransportFull
+from storage.redis.multiplexed import MultiplexedRedis
 
 log = logging.getLogger("hubbub.cluster")
 OUTBOUND_LIMIT = 10_000  # queued sends; past this, senders get TransportFull (backpressure)
@@ -88,16 +91,26 @@ class RedisClusterTransport:
             while len(batch) < BATCH and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
             try:
-                async with self._client.pipeline(transaction=False) as pipe:
-                    for channel, payload, _ in batch:
-                        pipe.publish(channel, payload)
-                    counts = await pipe.execute()
+                counts = await self._publish_batch([(channel, payload)
+                                                    for channel, payload, _ in batch])
             except (RedisError, OSError) as exc:
                 log.warning("cluster publish failed: %s", exc)
                 counts = [0] * len(batch)  # not sent: the senders route again
             for (_, _, sent), count in zip(batch, counts, strict=True):
                 if not sent.done():
                     sent.set_result(int(count))
+
+    async def _publish_batch(self, batch: list[tuple[str, bytes]]) -> list[int]:
+        """How many subscribers got each message; 0 for one that failed."""
+        client = self._client
+        if isinstance(client, MultiplexedRedis):
+            replies = await client.execute_many([("PUBLISH", channel, payload)
+                                                 for channel, payload in batch])
+            return [0 if isinstance(reply, Exception) else int(reply) for reply in replies]
+        async with client.pipeline(transaction=False) as pipe:
+            for channel, payload in batch:
+                pipe.publish(channel, payload)
+            return [int(count) for count in await pipe.execute()]
 
     def _deliver(self, payload: bytes) -> None:
         assert self._handler is not None

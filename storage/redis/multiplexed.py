@@ -5,10 +5,12 @@ read in timeouts, retries through a Retry object, records observability hooks an
 connection back: about 0.1-0.2 ms of CPU per command, where a chat message and a socket
 connect each make a few. Redis answers the commands of a connection in the order it received
 them, so a single connection can carry every caller's commands at once (as ioredis and
-StackExchange.Redis do): `MultiplexedRedis.execute_command` packs the command, writes it at
-once, and awaits a future that the connection's protocol resolves when its reply (parsed by
-hiredis, redis-py's own parser) comes in. Nothing waits for a free connection, and one
-watchdog timer per connection replaces a timeout per command.
+StackExchange.Redis do): `MultiplexedRedis.execute_command` packs the command, queues it for
+the connection and awaits a future that the connection's protocol resolves when its reply
+(parsed by hiredis, redis-py's own parser) comes in. The commands queued during one turn of
+the event loop go out in one write at the end of the turn (one system call for, say, every
+room's history append and room publish of a group commit). Nothing waits for a free
+connection, and one watchdog timer per connection replaces a timeout per command.
 
 Only commands that leave the connection's state alone go this way; blocking commands,
 transactions (WATCH/MULTI/EXEC), pub/sub and connection-state commands take redis-py's own
@@ -58,6 +60,7 @@ class _Protocol(asyncio.Protocol):
         self._reader = hiredis.Reader(protocolError=InvalidResponse,
                                       replyError=BaseParser.parse_error)
         self._waiting: collections.deque[tuple[asyncio.Future[Any], float]] = collections.deque()
+        self._outgoing: list[bytes] = []  # packed commands of this loop turn, not written yet
         self._timeout = timeout
         self.transport: asyncio.Transport | None = None
         self.lost: Exception | None = None  # why the connection ended; None while it is up
@@ -71,10 +74,17 @@ class _Protocol(asyncio.Protocol):
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
         self._waiting.append((future, time.monotonic()))
-        self.transport.write(packed)
+        if not self._outgoing:
+            loop.call_soon(self._write)
+        self._outgoing.append(packed)
         if self._watchdog is None:
             self._watchdog = loop.call_later(_WATCHDOG_EVERY, self._check)
         return future
+
+    def _write(self) -> None:
+        outgoing, self._outgoing = self._outgoing, []
+        if self.transport is not None and self.lost is None:
+            self.transport.write(b"".join(outgoing))
 
     def data_received(self, data: bytes) -> None:
         self._reader.feed(data)
@@ -169,6 +179,16 @@ class MultiplexedRedis(redis.Redis):
             return response
         result = callbacks[name](response, **options)
         return await result if inspect.isawaitable(result) else result
+
+    async def execute_many(self, commands: list[tuple[Any, ...]]) -> list[Any]:
+        """Plain commands sent together (one write), in order; each one's raw reply (no
+        response callback) or the exception it failed with, in their order: a pipeline
+        without a pooled connection. Raises only when no connection can be made."""
+        protocol = self._protocol
+        if protocol is None or protocol.lost is not None:
+            protocol = await self._connect()
+        futures = [protocol.send(self._pack(command)) for command in commands]
+        return list(await asyncio.gather(*futures, return_exceptions=True))
 
     def _pack(self, args: tuple[Any, ...]) -> bytes:
         words = args[0].encode().split()  # "SCRIPT LOAD": two words

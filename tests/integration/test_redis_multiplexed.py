@@ -129,3 +129,12 @@ async def test_the_database_of_the_url_is_selected(
     finally:
         await mux.aclose()
         await plain.aclose()
+
+
+async def test_execute_many_answers_each_command_in_order(
+        mux: MultiplexedRedis, clean_redis_prefix: str) -> None:
+    key = f"{clean_redis_prefix}many"
+    replies = await mux.execute_many([("SET", key, "1"), ("INCR", key), ("LPUSH", key, "x"),
+                                      ("GET", key), ("PUBLISH", f"{clean_redis_prefix}ch", "m")])
+    assert replies[:2] == [b"OK", 2] and replies[3:] == [b"2", 0]
+    assert isinstance(replies[2], ResponseError) and "WRONGTYPE" in str(replies[2])
