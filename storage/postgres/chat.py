@@ -26,18 +26,21 @@ MESSAGE_COLUMNS = "id, room_id, seq, sender_id, text, client_id, created_at, kin
 # Characters of the message text a `message` notification carries as a preview.
 PREVIEW_CHARS = 140
 
-_LOAD_ROOM = """
-SELECT id, kind, name, created_at, last_seq AS stored_seq,
-       COALESCE((SELECT max(seq) FROM messages WHERE room_id = $1), 0) AS last_seq
-FROM rooms WHERE id = $1
-"""
-# A sender has read the room up to their own newest message, also while that position is
-# still to be written behind (storage/postgres/room_positions.py).
-_LOAD_MEMBERS = f"""
-SELECT rm.user_id, rm.role, {READ_POSITION} AS last_read_seq
-FROM room_members rm JOIN rooms r ON r.id = rm.room_id
-WHERE rm.room_id = $1
-ORDER BY rm.joined_at, rm.user_id
+# The room and its members in one statement, so one snapshot (they agree with each other)
+# and one round trip: a room's activation on the first join of a socket was five (a
+# read-only transaction around two queries). A sender has read the room up to their own
+# newest message, also while that position is still to be written behind
+# (storage/postgres/room_positions.py).
+_LOAD_ROOM = f"""
+SELECT r.id, r.kind, r.name, r.created_at, r.last_seq AS stored_seq,
+       COALESCE((SELECT max(seq) FROM messages WHERE room_id = r.id), 0) AS last_seq,
+       m.user_ids, m.roles, m.read_seqs
+FROM rooms r LEFT JOIN LATERAL (
+    SELECT array_agg(rm.user_id ORDER BY rm.joined_at, rm.user_id) AS user_ids,
+           array_agg(rm.role ORDER BY rm.joined_at, rm.user_id) AS roles,
+           array_agg({READ_POSITION} ORDER BY rm.joined_at, rm.user_id) AS read_seqs
+    FROM room_members rm WHERE rm.room_id = r.id) m ON true
+WHERE r.id = $1
 """
 _BY_CLIENT_ID = f"""
 SELECT {MESSAGE_COLUMNS} FROM messages
@@ -89,22 +92,20 @@ class PostgresRoomStore:
         self._batches = batches or MessageBatcher(pool)
 
     async def load(self, room_id: str) -> RoomState | None:
-        async with self._pool.acquire() as conn:
-            async with conn.transaction(readonly=True, isolation="repeatable_read"):
-                # One snapshot: the members and last_seq agree with each other.
-                room = await conn.fetchrow(_LOAD_ROOM, room_id)
-                if room is None:
-                    return None
-                members = await conn.fetch(_LOAD_MEMBERS, room_id)
-            if room["stored_seq"] < room["last_seq"]:
-                # Positions written behind lag (not flushed yet, or never: a node was killed
-                # before its flush): write them now, before the room takes new messages.
-                await repair(conn, room_id)
+        room = await self._pool.fetchrow(_LOAD_ROOM, room_id)
+        if room is None:
+            return None
+        if room["stored_seq"] < room["last_seq"]:
+            # Positions written behind lag (not flushed yet, or never: a node was killed
+            # before its flush): write them now, before the room takes new messages.
+            await repair(self._pool, room_id)
+        members = zip(room["user_ids"] or (), room["roles"] or (), room["read_seqs"] or (),
+                      strict=True)
         return RoomState(
             id=room["id"], kind=room["kind"], name=room["name"], created_at=room["created_at"],
             last_seq=room["last_seq"],
-            members=[RoomMember(user_id=m["user_id"], role=m["role"],
-                                last_read_seq=m["last_read_seq"]) for m in members],
+            members=[RoomMember(user_id=user_id, role=role, last_read_seq=read)
+                     for user_id, role, read in members],
         )
 
     async def append(self, message: Message) -> Message:
