@@ -14,7 +14,9 @@ connection, and one watchdog timer per connection replaces a timeout per command
 
 Only commands that leave the connection's state alone go this way; blocking commands,
 transactions (WATCH/MULTI/EXEC), pub/sub and connection-state commands take redis-py's own
-path through the pool, as do pipelines and pub/sub objects (they use the pool directly).
+path through the pool, as do pipelines (they use the pool directly). `pubsub()` answers a
+Subscriber of its own connection (storage/redis/subscriber.py), or redis-py's PubSub when
+asked for options beyond `ignore_subscribe_messages`.
 
 Failures: a reply that is a Redis error raises the exception redis-py would raise (its error
 parser: NoScriptError for NOSCRIPT, ...). A lost connection fails every command in flight
@@ -35,12 +37,14 @@ from typing import Any, cast
 
 import hiredis
 import redis.asyncio as redis
-from redis._parsers import Encoder
 from redis._parsers.base import BaseParser
 from redis.client import EMPTY_RESPONSE, NEVER_DECODE
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import InvalidResponse, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from storage.redis.resp import Address, pack_command
+from storage.redis.subscriber import Subscriber
 
 # Commands that block, hold or change the connection's state: redis-py's pooled path.
 POOLED = frozenset({
@@ -154,7 +158,6 @@ class MultiplexedRedis(redis.Redis):
         self._password = settings.get("password")
         self._connect_timeout = settings.get("socket_connect_timeout") or 5.0
         self._timeout = settings.get("socket_timeout") or 5.0
-        self._encoder = Encoder("utf-8", "strict", False)
         self._protocol: _Protocol | None = None
         self._connecting: asyncio.Future[_Protocol] | None = None
 
@@ -191,15 +194,18 @@ class MultiplexedRedis(redis.Redis):
         return list(await asyncio.gather(*futures, return_exceptions=True))
 
     def _pack(self, args: tuple[Any, ...]) -> bytes:
-        words = args[0].encode().split()  # "SCRIPT LOAD": two words
-        parts = [b"*%d\r\n" % (len(words) + len(args) - 1)]
-        encode = self._encoder.encode
-        for arg in (*words, *args[1:]):
-            data = encode(arg)
-            parts.append(b"$%d\r\n" % len(data))
-            parts.append(data)
-            parts.append(b"\r\n")
-        return b"".join(parts)
+        return pack_command(args)
+
+    def pubsub(self, **kwargs: Any) -> Any:
+        """A Subscriber (storage/redis/subscriber.py) on a connection of its own when only
+        `ignore_subscribe_messages` is asked for; redis-py's PubSub otherwise."""
+        if set(kwargs) <= {"ignore_subscribe_messages"}:
+            return Subscriber(self._address(), **kwargs)
+        return super().pubsub(**kwargs)
+
+    def _address(self) -> Address:
+        return Address(self._host, self._port, self._username, self._password,
+                       self._connect_timeout)
 
     async def _connect(self) -> _Protocol:
         """The live connection, made once for every caller waiting on it."""
