@@ -49,11 +49,18 @@ MAX_BATCH = 500  # messages per statement; more wait for the next round trip
 LINGER = 0.003  # seconds a batch waits for company while messages stream in
 STREAM_WINDOW = 0.02  # ...that is, when the previous batch ended less than this ago
 IDLE_RELEASE = 0.25  # seconds without messages before the connection goes back to the pool
+# Seconds between two wake-ups of the outbox relays. Each NOTIFY wakes every listening backend
+# of the database, and the relay gathers commits for RelayOptions.coalesce (0.1 s) after a
+# wake-up before it reads: a batch written within NOTIFY_EVERY after a notified one commits
+# before that round reads (or the next round's, were Postgres that slow; at worst the relay's
+# poll interval finds it), so it need not notify again. Delay only: no event is left behind.
+NOTIFY_EVERY = 0.05
 MAX_FLUSH_PAUSE = 5.0  # seconds between two tries to write the positions while Postgres fails
 _SEQ_KEY = "messages_room_seq_key"
 
 # $1..$8: the messages, column by column; $9..$11: their `message.sent` envelopes (event id,
-# key, JSON); $12, $13: the event's topic and type; $14 the row's traceparent. The inserted
+# key, JSON); $12, $13: the event's topic and type; $14 the row's traceparent; $15 whether to
+# wake the relays (NOTIFY_EVERY). The inserted
 # messages' events go to the outbox as ONE row (a JSON array; the relay publishes each event
 # with its own key): a row per message cost an insert here and an update in the relay each.
 # A row has one traceparent: that of the batch's first message sent inside a trace (NULL with
@@ -81,6 +88,7 @@ WITH input AS (
     HAVING count(*) > 0
 ), wake AS (
     SELECT pg_notify('{OUTBOX_CHANNEL}', '') FROM (SELECT 1 FROM msg LIMIT 1) stored
+    WHERE $15::bool
 )
 SELECT id FROM msg WHERE (SELECT count(*) FROM wake) >= 0
 """
@@ -100,7 +108,8 @@ class MessageBatcher:
     False when its (room, sender, client_id) was stored before (a resend)."""
 
     def __init__(self, pool: asyncpg.Pool, *, max_batch: int = MAX_BATCH,
-                 linger: float = LINGER, positions_delay: float = POSITIONS_DELAY) -> None:
+                 linger: float = LINGER, positions_delay: float = POSITIONS_DELAY,
+                 notify_every: float = NOTIFY_EVERY) -> None:
         if max_batch < 1 or linger < 0 or positions_delay < 0:
             raise ValueError("max_batch must be positive, linger and positions_delay not "
                              "negative")
@@ -119,6 +128,8 @@ class MessageBatcher:
         self._flush_failures = 0  # in a row
         self._timer: asyncio.TimerHandle | None = None  # positions due, or the idle release
         self._releasing: set[asyncio.Task[None]] = set()
+        self._notify_every = notify_every
+        self._notified_at: float | None = None  # loop time of the last batch that notified
         self.batches = 0  # statements written (metrics, tests)
         self.messages = 0  # messages they carried
 
@@ -268,6 +279,8 @@ class MessageBatcher:
             created_at=m.created_at), actor_id=m.sender_id, occurred_at=m.created_at)
             for m in messages]
         conn = await self._connection()
+        now = asyncio.get_running_loop().time()
+        wake = self._notified_at is None or now - self._notified_at >= self._notify_every
         rows = await conn.fetch(
             _APPEND_BATCH,
             [m.id for m in messages], [m.room_id for m in messages],
@@ -276,8 +289,11 @@ class MessageBatcher:
             [m.kind for m in messages], [m.created_at for m in messages],
             [e.id for e in events], [e.key for e in events],
             [_encode(e).decode() for e in events],
-            MessageSent.TOPIC, MessageSent.TYPE, traceparent)
-        return {str(r["id"]) for r in rows}
+            MessageSent.TOPIC, MessageSent.TYPE, traceparent, wake)
+        stored = {str(r["id"]) for r in rows}
+        if wake and stored:  # committed, and it notified
+            self._notified_at = now
+        return stored
 
 
 def _fail(batch: list[_Pending], exc: BaseException) -> None:

@@ -23,6 +23,7 @@ from storage.memory.chat_history import MemoryChatHistory
 from storage.postgres.chat import PostgresRoomStore
 from storage.postgres.chat_rooms import PostgresRoomDirectory
 from storage.postgres.message_batches import MessageBatcher
+from storage.postgres.outbox import OUTBOX_CHANNEL
 from tests.integration.test_pg_chat import add_users, draft
 from tests.unit.chat.fakes import (
     FakePresence,
@@ -276,3 +277,37 @@ async def test_concurrent_senders_on_several_rooms_keep_each_room_gapless(
         for user in users:
             mine = [m for ms in acked for m in ms if m.room_id == room and m.sender_id == user]
             assert [m.seq for m in mine] == sorted(m.seq for m in mine)
+
+
+async def notifications_until_marker(listener: asyncpg.Connection,
+                                     heard: asyncio.Queue[str]) -> list[str]:
+    """What the listener heard on the outbox channel, up to a marker NOTIFY sent now."""
+    await listener.execute(f"NOTIFY {OUTBOX_CHANNEL}, 'marker'")
+    got = [await asyncio.wait_for(heard.get(), 10)]
+    while got[-1] != "marker":
+        got.append(await asyncio.wait_for(heard.get(), 10))
+    return got[:-1]
+
+
+@pytest.mark.parametrize(("notify_every", "wakes"), [(60.0, 1), (0.0, 2)])
+async def test_a_batch_soon_after_a_notified_one_does_not_notify(
+        db_pool: asyncpg.Pool, database_dsn: str, notify_every: float, wakes: int) -> None:
+    """NOTIFY_EVERY: a batch within the interval of a notified one commits its outbox row
+    without a NOTIFY (the relay woken by the first reads it); with no interval, each does."""
+    ann, bob = await add_users(db_pool, 2)
+    room_id = await new_room(db_pool, [ann, bob])
+    listener = await asyncpg.connect(database_dsn)
+    heard: asyncio.Queue[str] = asyncio.Queue()
+    await listener.add_listener(OUTBOX_CHANNEL, lambda *args: heard.put_nowait(args[3]))
+    batcher = MessageBatcher(db_pool, notify_every=notify_every)
+    try:
+        assert await batcher.append(draft(room_id, 1, ann))
+        assert await batcher.append(draft(room_id, 2, bob))
+        assert await notifications_until_marker(listener, heard) == [""] * wakes
+        # Both events are in the outbox all the same.
+        assert await db_pool.fetchval(
+            "SELECT count(*) FROM outbox o, jsonb_array_elements(o.envelope) e "
+            "WHERE e -> 'data' ->> 'room_id' = $1", room_id) == 2
+    finally:
+        await batcher.close()
+        await listener.close()
