@@ -301,13 +301,12 @@ async def test_a_batch_soon_after_a_notified_one_does_not_notify(
     await listener.add_listener(OUTBOX_CHANNEL, lambda *args: heard.put_nowait(args[3]))
     batcher = MessageBatcher(db_pool, notify_every=notify_every)
     try:
-        assert await batcher.append(draft(room_id, 1, ann))
-        assert await batcher.append(draft(room_id, 2, bob))
+        first, second = draft(room_id, 1, ann), draft(room_id, 2, bob)
+        assert await batcher.append(first)
+        assert await batcher.append(second)
         assert await notifications_until_marker(listener, heard) == [""] * wakes
         # Both events are in the outbox all the same.
-        assert await db_pool.fetchval(
-            "SELECT count(*) FROM outbox o, jsonb_array_elements(o.envelope) e "
-            "WHERE e -> 'data' ->> 'room_id' = $1", room_id) == 2
+        assert await outbox_count(db_pool, [first.id, second.id]) == 2
     finally:
         await batcher.close()
         await listener.close()
