@@ -22,7 +22,7 @@ from typing import Any
 
 from protocols.chat import Message
 
-POSITIONS_DELAY = 1.0  # seconds a noted position may wait before it is written
+POSITIONS_DELAY = 0.1  # seconds a noted position may wait before it is written
 
 # SQL: member `rm` of room `r` has read up to here: the stored position, or their own newest
 # message that is newer than the room's stored last_seq (its position not written yet).
