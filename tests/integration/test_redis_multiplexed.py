@@ -6,7 +6,6 @@ server times out, and state-changing commands keep using the pool."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import pytest
 import redis.asyncio as redis
@@ -16,16 +15,9 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from storage.redis.client import create_redis
 from storage.redis.multiplexed import MultiplexedRedis
+from tests.support.silent_server import silent_server
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-async def mux(redis_url: str) -> AsyncIterator[MultiplexedRedis]:
-    client = create_redis(redis_url)
-    assert isinstance(client, MultiplexedRedis)
-    yield client
-    await client.aclose()
 
 
 async def test_concurrent_commands_each_get_their_own_reply(
@@ -97,24 +89,14 @@ async def test_a_lost_connection_fails_what_was_in_flight_then_reconnects(
 
 
 async def test_a_silent_server_times_out() -> None:
-    accepted: list[asyncio.StreamWriter] = []
-
-    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        accepted.append(writer)  # reads nothing, answers nothing
-
-    server = await asyncio.start_server(silent, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    pool = redis.ConnectionPool.from_url(f"redis://127.0.0.1:{port}/0", socket_timeout=0.6)
-    client = MultiplexedRedis(connection_pool=pool)
-    try:
-        with pytest.raises(RedisTimeoutError):
-            await asyncio.wait_for(client.get("k"), 10)
-    finally:
-        await client.aclose()
-        for writer in accepted:
-            writer.close()
-        server.close()
-        await server.wait_closed()
+    async with silent_server() as port:
+        pool = redis.ConnectionPool.from_url(f"redis://127.0.0.1:{port}/0", socket_timeout=0.6)
+        client = MultiplexedRedis(connection_pool=pool)
+        try:
+            with pytest.raises(RedisTimeoutError):
+                await asyncio.wait_for(client.get("k"), 10)
+        finally:
+            await client.aclose()
 
 
 async def test_the_database_of_the_url_is_selected(
