@@ -11,11 +11,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from locust import task
-from locust.contrib.fasthttp import FastHttpUser
-from locust.exception import StopUser
-from locust_accounts import Account, SignupFailed, fresh, refresh, signup
+from locust_accounts import fresh, refresh
 from locust_images import multipart, random_image
 from locust_settings import SETTINGS
+from locust_user import SignedUpUser
 from locust_world import WORLD
 
 FOLLOWS_AT_START = 3
@@ -32,7 +31,7 @@ def original_id(post: dict[str, Any]) -> str:
     return post["repost_of"]["id"] if post.get("repost_of") else post["id"]
 
 
-class RestUser(FastHttpUser):
+class RestUser(SignedUpUser):
     """Signs up, follows the celebrity and a few authors, then runs its tasks. Keeps the posts
     and authors it has seen, as the app keeps what is on screen."""
 
@@ -40,16 +39,8 @@ class RestUser(FastHttpUser):
     pauses: tuple[float, float] = (1.0, 5.0)
     prefix = "lt"
 
-    def wait_time(self) -> float:
-        return SETTINGS.pause(*self.pauses)
-
     def on_start(self) -> None:
-        try:
-            self.account: Account = signup(self.client, self.prefix)
-        except SignupFailed:
-            raise StopUser() from None
-        self.me = self.account.user_id
-        WORLD.users.append(self.me)
+        self.sign_up()
         self.following: set[str] = set()
         self.seen: deque[str] = deque(maxlen=60)  # post ids
         self.seen_authors: deque[str] = deque(maxlen=30)

@@ -23,20 +23,20 @@ from typing import Any
 import gevent
 from gevent.event import Event
 from locust import task
-from locust.contrib.fasthttp import FastHttpUser
 from locust.exception import StopUser
-from locust_accounts import Account, SignupFailed, fresh, refresh, signup
+from locust_accounts import fresh, refresh
 from locust_rest import tour
 from locust_rooms import ROOMS
 from locust_settings import SETTINGS
 from locust_sio import Refused, SioClient, SocketGone, report
+from locust_user import SignedUpUser
 from locust_world import WORLD
 
 STAMP = "lt:"  # message texts start with lt:<unix ns of the send>
 RECONNECT_TRIES = 5
 
 
-class SocketUser(FastHttpUser):
+class SocketUser(SignedUpUser):
     """Signs up, follows the celebrity, connects, then keeps that socket: presence, token
     refresh over the socket, and whatever subclasses add."""
 
@@ -44,20 +44,12 @@ class SocketUser(FastHttpUser):
     pauses: tuple[float, float] = (1.0, 4.0)
     prefix = "sock"
 
-    def wait_time(self) -> float:
-        return SETTINGS.pause(*self.pauses)
-
     def on_start(self) -> None:
         self.stopping = False
         self.sio: SioClient | None = None
         self.ready = Event()  # connected, and every room joined
         self.rooms: dict[str, int | None] = {}  # room id -> last seq seen (None: not joined)
-        try:
-            self.account: Account = signup(self.client, self.prefix)
-        except SignupFailed:
-            raise StopUser() from None
-        self.me = self.account.user_id
-        WORLD.users.append(self.me)
+        self.sign_up()
         WORLD.socket_users.append(self.me)
         if WORLD.celebrity is not None:  # so that its posts arrive as feed:new
             self.rest("POST", f"/v1/users/{WORLD.celebrity.user_id}/follow",

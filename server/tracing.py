@@ -16,7 +16,7 @@ On (`OTEL_TRACES_EXPORTER=otlp` or `console`, or an `OTEL_EXPORTER_OTLP_ENDPOINT
 - the instrumentations: aiohttp server (a SERVER span per request, honouring an incoming W3C
   `traceparent`), asyncpg, redis, aiokafka and aiobotocore (client spans);
 - `instrument_app(app)` then gives the app's actor system a tracer (a span per actor message,
-  across nodes) and flushes and shuts everything down at app cleanup.
+  across nodes: server/actor_tracing.py) and flushes and shuts everything down at app cleanup.
 
 Spans of a client, producer or consumer kind that would start a trace of their own (Redis
 heartbeats, the relay's polling queries, a Kafka poll) are dropped: those are background
@@ -35,7 +35,7 @@ import os
 import sys
 import threading
 import warnings
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -53,10 +53,8 @@ from opentelemetry.sdk.trace.sampling import (
     SamplingResult,
     TraceIdRatioBased,
 )
-from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from actors.activation import MessageSpan
-from actors.ref import ActorRef
+from server.actor_tracing import ActorTracer
 from server.startup import StartupError
 
 if TYPE_CHECKING:
@@ -74,7 +72,6 @@ DEFAULT_EXCLUDED_URLS = "^/socket.io/,^/health$,^/ready$,^/info$,^/metrics$"
 # Seconds the app's cleanup waits for the last spans to be exported (a collector that does not
 # answer would hold the exporter for its whole OTEL_EXPORTER_OTLP_TIMEOUT, and retries).
 FLUSH_SECONDS = 5.0
-_w3c = TraceContextTextMapPropagator()
 _active: Tracing | None = None  # what setup_tracing installed, until shutdown
 
 
@@ -340,69 +337,3 @@ def traced_app(factory: Callable[[Settings], web.Application],
     if tracing is not None:
         tracing.instrument_app(app)
     return app
-
-
-# -- actor messages --------------------------------------------------------------------------
-
-
-def _traceparent(span_context: trace.SpanContext) -> str:
-    return (f"00-{span_context.trace_id:032x}-{span_context.span_id:016x}-"
-            f"{span_context.trace_flags:02x}")
-
-
-class _MessageSpan:
-    __slots__ = ("_span", "_token")
-
-    def __init__(self, span: trace.Span, token: object) -> None:
-        self._span = span
-        self._token = token
-
-    def rejected(self, code: str) -> None:
-        self._span.set_attribute("actor.rejected", code)
-
-    def crashed(self, exc: BaseException) -> None:
-        self._span.record_exception(exc)
-        self._span.set_status(trace.StatusCode.ERROR, f"{type(exc).__name__}: {exc}")
-
-    def end(self) -> None:
-        otel_context.detach(self._token)  # type: ignore[arg-type]
-        self._span.end()
-
-
-class ActorTracer:
-    """actors.activation.MessageTracer over OpenTelemetry: contexts are OTel Contexts."""
-
-    def __init__(self, tracer: trace.Tracer) -> None:
-        self._tracer = tracer
-
-    def current(self) -> otel_context.Context | None:
-        context = otel_context.get_current()
-        return context if trace.get_current_span(context).get_span_context().is_valid \
-            else None
-
-    def handling(self, ref: ActorRef, message: object, parent: object) -> MessageSpan:
-        assert isinstance(parent, otel_context.Context)
-        name = type(message).__name__
-        span = self._tracer.start_span(
-            f"actor.{ref.kind}.{name}", context=parent, kind=trace.SpanKind.INTERNAL,
-            attributes={"actor.kind": ref.kind, "actor.key": ref.key, "actor.message": name})
-        token = otel_context.attach(trace.set_span_in_context(span, parent))
-        return _MessageSpan(span, token)
-
-    @contextlib.contextmanager
-    def use(self, context: object | None) -> Iterator[None]:
-        assert context is None or isinstance(context, otel_context.Context)
-        token = otel_context.attach(context if context is not None else otel_context.Context())
-        try:
-            yield
-        finally:
-            otel_context.detach(token)
-
-    def traceparent(self) -> str | None:
-        span_context = trace.get_current_span().get_span_context()
-        return _traceparent(span_context) if span_context.is_valid else None
-
-    def from_traceparent(self, traceparent: str) -> otel_context.Context | None:
-        context = _w3c.extract({"traceparent": traceparent})
-        return context if trace.get_current_span(context).get_span_context().is_valid \
-            else None

@@ -16,6 +16,9 @@ from tests.support import redis_keys
 from tests.support.databases import create_database, drop_database
 from tests.support.services import postgres_server, redis_server
 
+# Fixtures shared by test folders that have no conftest in common.
+pytest_plugins = ["tests.support.tracing"]
+
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """Every server is stopped by now: delete the Redis keys they wrote under the prefixes

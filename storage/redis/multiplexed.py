@@ -200,10 +200,11 @@ class MultiplexedRedis(redis.Redis):
         """A Subscriber (storage/redis/subscriber.py) on a connection of its own when only
         `ignore_subscribe_messages` is asked for; redis-py's PubSub otherwise."""
         if set(kwargs) <= {"ignore_subscribe_messages"}:
-            return Subscriber(self._address(), **kwargs)
+            return Subscriber(self.address(), **kwargs)
         return super().pubsub(**kwargs)
 
-    def _address(self) -> Address:
+    def address(self) -> Address:
+        """Where this client connects (its subscribers connect there too)."""
         return Address(self._host, self._port, self._username, self._password,
                        self._connect_timeout)
 

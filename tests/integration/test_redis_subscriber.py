@@ -94,7 +94,7 @@ async def test_a_connection_that_stops_answering_is_taken_for_lost() -> None:
 
 async def test_a_ping_answered_keeps_the_connection(
         mux: MultiplexedRedis, clean_redis_prefix: str) -> None:
-    subscriber = Subscriber(mux._address(), ignore_subscribe_messages=True,
+    subscriber = Subscriber(mux.address(), ignore_subscribe_messages=True,
                             health_interval=0.1)
     channel = f"{clean_redis_prefix}alive"
     try:

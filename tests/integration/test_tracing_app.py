@@ -28,29 +28,19 @@ from server.app import create_app
 from server.config import load_settings
 from server.events.wiring import EVENT_BUS
 from server.logs import JsonFormatter
-from server.tracing import Tracing, setup_tracing
+from server.tracing import Tracing
 from storage.kafka.event_bus import KafkaEventBus
 from storage.memory.dead_letters import MemoryDeadLetters
 from tests.support.accounts import signup
 from tests.support.databases import create_database, drop_database
 from tests.support.polling import eventually
+from tests.support.tracing import memory_tracing
 from tests.unit.events_kit import FakeSleep, Recorder, user_event
-from tests.unit.test_tracing import INCOMING, INCOMING_TRACE, memory_tracing
+from tests.unit.test_tracing import INCOMING, INCOMING_TRACE
 
 pytestmark = pytest.mark.integration
 DEADLINE = 15.0
 INCOMING_SPAN = 0xB7AD6B7169203331
-
-
-@pytest.fixture
-def traced() -> Iterator[tuple[Tracing, InMemorySpanExporter]]:
-    provider, exporter = memory_tracing()
-    exporter.clear()
-    on = setup_tracing(provider=provider)
-    assert on is not None
-    yield on, exporter
-    on.shutdown()
-    exporter.clear()
 
 
 @pytest_asyncio.fixture
@@ -127,8 +117,8 @@ def _of_trace(exporter: InMemorySpanExporter, trace_id: int) -> list[ReadableSpa
 
 
 async def test_a_request_is_one_trace_from_server_span_to_consumer(
-        dsn: str, traced: tuple[Tracing, InMemorySpanExporter]) -> None:
-    on, exporter = traced
+        dsn: str, tracing: tuple[Tracing, InMemorySpanExporter]) -> None:
+    on, exporter = tracing
     chat = Recorder()
     app = _app(dsn, chat)
     on.instrument_app(app)
@@ -194,8 +184,8 @@ async def test_with_tracing_off_nothing_is_recorded_or_written(dsn: str) -> None
 
 
 async def test_the_kafka_bus_carries_the_trace_in_a_header(
-        kafka_bootstrap: str, traced: tuple[Tracing, InMemorySpanExporter]) -> None:
-    _, exporter = traced
+        kafka_bootstrap: str, tracing: tuple[Tracing, InMemorySpanExporter]) -> None:
+    _, exporter = tracing
     seen = Recorder()
     bus = KafkaEventBus(kafka_bootstrap, dead_letters=MemoryDeadLetters(), sleep=FakeSleep(),
                         client_id=f"test-{uuid.uuid4().hex[:6]}",
@@ -232,8 +222,8 @@ async def test_the_kafka_bus_carries_the_trace_in_a_header(
 
 
 async def test_redis_calls_are_client_spans_only_inside_a_trace(
-        redis_url: str, traced: tuple[Tracing, InMemorySpanExporter]) -> None:
-    on, exporter = traced
+        redis_url: str, tracing: tuple[Tracing, InMemorySpanExporter]) -> None:
+    on, exporter = tracing
     key = f"hubbub-test:{uuid.uuid4().hex[:10]}:traced"
     client = redis.Redis.from_url(redis_url)
     try:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,19 +18,19 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased, TraceIdRatioBased
+from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 
 from actors.actor import Actor
 from actors.clock import ManualClock
 from actors.errors import ActorCrashed, Rejected
 from actors.system import ActorSystem
 from protocols.cluster import ClusterEnvelope, RemoteAsk, RemoteTell
+from server.actor_tracing import ActorTracer
 from server.events.relay import OutboxRelay, RelayOptions
 from server.gateway.tracing import traced_event
 from server.logs import JsonFormatter
 from server.startup import StartupError
 from server.tracing import (
-    ActorTracer,
     InTraceOnly,
     Tracing,
     active_tracer,
@@ -44,38 +43,12 @@ from storage.memory.dead_letters import MemoryDeadLetters
 from storage.memory.event_bus import InProcessEventBus
 from storage.postgres.outbox import current_traceparent
 from storage.postgres.outbox_relay import PendingEvent
+from tests.support.tracing import memory_tracing
 from tests.unit.cluster.kit import Add, Cluster, Get
 from tests.unit.events_kit import FakeSleep, Recorder, user_event
 
 INCOMING = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 INCOMING_TRACE = 0x0AF7651916CD43DD8448EB211C80319C
-
-
-def memory_tracing() -> tuple[TracerProvider, InMemorySpanExporter]:
-    """The test process's one SDK provider, recording into memory (OpenTelemetry takes one
-    global provider per process, so every tracing test shares it)."""
-    current = trace.get_tracer_provider()
-    exporter = getattr(current, "hubbub_test_exporter", None)
-    if isinstance(current, TracerProvider) and exporter is not None:
-        return current, exporter
-    provider = TracerProvider(sampler=InTraceOnly(ParentBased(ALWAYS_ON)))
-    exporter = InMemorySpanExporter()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    provider.hubbub_test_exporter = exporter  # type: ignore[attr-defined]
-    return provider, exporter
-
-
-@pytest.fixture
-def tracing() -> Iterator[tuple[Tracing, InMemorySpanExporter]]:
-    """Tracing on, recording into memory; off again (uninstrumented) after the test."""
-    provider, exporter = memory_tracing()
-    exporter.clear()
-    on = setup_tracing(provider=provider)
-    assert on is not None
-    assert trace.get_tracer_provider() is provider, "another provider was installed first"
-    yield on, exporter
-    on.shutdown()
-    exporter.clear()
 
 
 def named(spans: tuple[ReadableSpan, ...] | list[ReadableSpan], name: str) -> ReadableSpan:

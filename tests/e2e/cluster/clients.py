@@ -39,6 +39,12 @@ RETRY_BACKOFF = 0.1  # seconds before a retry when the server gave no retry_afte
 REPLAY_CAP = 500  # actors/room.py RoomActor.REPLAY_CAP: a join replays at most this many
 
 
+async def _wait(event: asyncio.Event, seconds: float) -> None:
+    """Until `event` is set, `seconds` at most."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(event.wait(), seconds)
+
+
 class Dropped(Exception):
     """The socket went away before the ack came."""
 
@@ -106,6 +112,17 @@ class ChatClient:
         self.errors: Counter[str] = Counter()
         self.reconnects = 0
         self._lock = asyncio.Lock()  # one (re)connect at a time
+        self.stopped = asyncio.Event()  # set by `stop`: pauses and paced sends end at once
+
+    def stop(self) -> None:
+        self.stopped.set()
+
+    async def back_off(self, retry_after: float | None = None, cap: float | None = None) -> None:
+        """The pause before a retry that the API asks of clients: the server's retry_after
+        (RETRY_BACKOFF when it names none), at most `cap`; it ends early once the client is
+        stopped. Not a wait for something to happen: the retry that follows checks."""
+        pause = retry_after or RETRY_BACKOFF
+        await _wait(self.stopped, pause if cap is None else min(pause, cap))
 
     # -- what it has seen --------------------------------------------------------------------
 
@@ -165,7 +182,7 @@ class ChatClient:
             except socketio.exceptions.ConnectionError:
                 self.errors["connect_refused"] += 1
                 node = self.cluster.other_up(node)
-                await asyncio.sleep(RETRY_BACKOFF)
+                await self.back_off()
                 continue
             session = Session(node=node, live=live, since=since)
             self.sessions.append(session)
@@ -191,7 +208,7 @@ class ChatClient:
             self.errors[f"join:{code}"] += 1
             if code not in RETRYABLE or time.monotonic() > end:
                 raise AssertionError(f"{self.name} room:join refused: {ack}")
-            await asyncio.sleep(ack["error"].get("retry_after") or RETRY_BACKOFF)
+            await self.back_off(ack["error"].get("retry_after"))
         session.last_seq = ack["last_seq"]
         replayed = ack["missed"]
         for message in replayed:
@@ -237,7 +254,7 @@ class ChatClient:
                 continue
             if not ack.get("ok"):
                 self.errors[f"join:{ack['error']['code']}"] += 1
-                await asyncio.sleep(ack["error"].get("retry_after") or RETRY_BACKOFF)
+                await self.back_off(ack["error"].get("retry_after"))
                 continue
             for message in ack["missed"]:
                 self._keep(message)
@@ -277,20 +294,22 @@ class ChatClient:
             self.errors[error["code"]] += 1
             if error["code"] not in RETRYABLE:
                 raise AssertionError(f"{self.name}: {client_id} refused: {ack}")
-            await asyncio.sleep(min(error.get("retry_after") or RETRY_BACKOFF, 1.0))
+            await self.back_off(error.get("retry_after"), cap=1.0)
 
     async def send_many(self, count: int | None, *, stop: asyncio.Event | None = None,
                         interval: float = 0.0) -> None:
         """Send `count` messages one after the other (or until `stop` is set), each until
-        acked. `interval` paces the load (seconds between one ack and the next send)."""
+        acked. `interval` paces the load (seconds between one ack and the next send); `stop`
+        (or `ChatClient.stop`) ends it, the pace included."""
+        until = stop or self.stopped
         sent = 0
-        while (count is None or sent < count) and not (stop is not None and stop.is_set()):
+        while (count is None or sent < count) and not until.is_set():
             message = await self.send_until_acked(f"{self.name} #{sent}",
                                                   f"{self.name}-{sent}")
             assert message["text"] == f"{self.name} #{sent}"
             sent += 1
             if interval:
-                await asyncio.sleep(interval)
+                await _wait(until, interval)
 
     async def settle(self, n: int, deadline: float) -> int:
         """Wait until the last seq `n` arrived; then fill any gap with since_seq. Returns the
@@ -314,65 +333,6 @@ class ChatClient:
         for session in self.sessions:
             with contextlib.suppress(Exception):
                 await session.live.close()
-
-
-def late_pushes(session: Session) -> list[int]:
-    """Seqs this socket received live after a greater one (first arrival only)."""
-    late, top, seen = [], 0, set()
-    for seq in session.live_seqs:
-        if seq < top and seq not in seen:
-            late.append(seq)
-        seen.add(seq)
-        top = max(top, seq)
-    return late
-
-
-def check_history(client: ChatClient, n: int, by_seq: dict[int, dict[str, Any]], *,
-                  late_ok: bool = False) -> list[str]:
-    """What is wrong with what `client` ended up with, given the room's n messages by seq
-    (from the acks): [] when it holds seq 1..n exactly, each the acked message, no socket
-    received a seq twice live, every replay is gap-free, and every socket's live stream is
-    in increasing order; with `late_ok`, a seq may arrive after greater ones (once): the
-    late push of a message a killed node stored but never pushed (actors/room.py
-    _publish_if_unpublished)."""
-    client.scan()
-    problems = []
-    if set(client.messages) != set(range(1, n + 1)):
-        missing = sorted(set(range(1, n + 1)) - set(client.messages))
-        extra = sorted(set(client.messages) - set(range(1, n + 1)))
-        problems.append(f"{client.name}: missing seqs {missing[:20]} (of {len(missing)}), "
-                        f"unexpected {extra[:20]}")
-    wrong = [seq for seq, m in client.messages.items()
-             if seq in by_seq and m["id"] != by_seq[seq]["id"]]
-    if wrong:
-        problems.append(f"{client.name}: seqs {wrong[:20]} hold another message than acked")
-    if client.conflicts:
-        problems.append(f"{client.name}: {len(client.conflicts)} seqs seen with two ids, "
-                        f"e.g. {client.conflicts[0]}")
-    for i, session in enumerate(client.sessions):
-        seqs = session.live_seqs
-        where = f"{client.name} socket {i} (node {session.node})"
-        dupes = sorted(s for s, c in Counter(seqs).items() if c > 1)
-        if dupes:
-            problems.append(f"{where}: live message:new delivered twice: {dupes[:20]}; "
-                            f"those messages: {_brief(client, dupes[:5])}")
-        inversions = [k for k, (a, b) in enumerate(itertools.pairwise(seqs)) if b <= a]
-        if inversions and not late_ok:
-            k = inversions[0]
-            problems.append(f"{where}: live message:new out of order at {len(inversions)} "
-                            f"places, first around {seqs[max(0, k - 3):k + 5]}; those "
-                            f"messages: {_brief(client, seqs[max(0, k - 1):k + 3])}")
-        if session.since is not None:
-            expected = list(range(session.since + 1, session.last_seq + 1))
-            if session.missed != expected:
-                problems.append(f"{where}: join since {session.since} replayed "
-                                f"{session.missed[:10]}.. not {expected[:10]}..")
-    return problems
-
-
-def _brief(client: ChatClient, seqs: list[int]) -> list[tuple[Any, ...]]:
-    return [(s, client.messages[s]["client_id"], client.messages[s]["created_at"])
-            for s in seqs if s in client.messages]
 
 
 async def new_users(http: aiohttp.ClientSession, count: int, prefix: str) -> list[Account]:

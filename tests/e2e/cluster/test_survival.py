@@ -19,15 +19,9 @@ import aiohttp
 import asyncpg
 
 from actors.rendezvous import owner
-from tests.e2e.cluster.clients import (
-    ChatClient,
-    Rest,
-    check_history,
-    create_group,
-    late_pushes,
-    new_users,
-)
+from tests.e2e.cluster.clients import ChatClient, Rest, create_group, new_users
 from tests.e2e.cluster.conftest import MakeCluster
+from tests.e2e.cluster.history_checks import check_history, late_pushes
 from tests.e2e.live import Account, Live
 from tests.support.cluster import POLL, HubbubCluster
 
