@@ -53,7 +53,10 @@ async def test_garbage_frames_are_counted_and_a_flood_closes_the_socket(
         await ws.send_str('421["presence:subscribe",{"user_ids":[]}]')
         assert (await next_ack(ws))["ok"] is True
         for _ in range(FLOOD):
-            await ws.send_str("42{not json")
+            try:
+                await ws.send_str("42{not json")
+            except aiohttp.ClientConnectionResetError:
+                break  # the server hung up mid-flood: what the rest of the test checks
         closed = False
         while not closed:  # the server hangs up (an Engine.IO close, then the websocket)
             message = await ws.receive(timeout=DEADLINE)
