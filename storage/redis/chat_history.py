@@ -10,18 +10,27 @@ ahead, so a quiet room's history vanishes by itself. Reads also skip entries pas
 The appends of one event-loop turn go out together, as ONE script call naming every room's
 key (after a group commit every room of the batch appends in the same turn): a pipeline of
 one call per message cost redis-py's packing, parsing and timeout per call, a fifth of a chat
-message's server CPU. A call does not wait for the previous one's reply (the client pipelines
-them on one connection: storage/redis/multiplexed.py), so an append waits one round trip,
-not the rest of an earlier one too. Several keys in one call need a single Redis
-(not Redis Cluster), as the session records' script does. Each `append` returns once its own
-entry is written, or raises StorageError: a RoomActor caches a message before it pushes it,
-so a message that was pushed is cached, and the resend of one an activation stored but never
-pushed (a node killed in between) is pushed once, never twice.
+message's server CPU. Several keys in one call need a single Redis (not Redis Cluster), as
+the session records' script does.
+
+An append answers once its call is written, not once Redis has answered: with the
+multiplexed client (storage/redis/multiplexed.py, what `create_redis` builds for TCP) the
+call goes to the kernel at the end of the turn (`send_now`), ahead of every later command of
+the node, the room's publish to other nodes and any `after` included. A RoomActor caches a
+message before it pushes it, so its push no longer waits a round trip (it was most of the
+time between a commit and the push), and what it pushed is still in the history unless Redis
+failed the call (the one case that was already possible: a failure is logged and counted,
+never raised into the send). The resend of a message that an activation stored but never
+pushed (a node killed in between) is pushed once, never twice. Redis without the script (it
+restarted) answers NOSCRIPT: the call is made again, with the script loaded, in the
+background. Another client (a unix socket, TLS) awaits each call's reply and raises
+StorageError, as before.
 """
 from __future__ import annotations
 
 import asyncio
 import contextvars
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -32,6 +41,9 @@ from redis.exceptions import NoScriptError, RedisError
 
 from protocols.chat import Message
 from storage.errors import StorageError
+from storage.redis.multiplexed import MultiplexedRedis
+
+log = logging.getLogger("hubbub.storage.chat_history")
 
 MAX_PENDING = 200  # appends per script call; a turn with more makes several calls
 
@@ -70,6 +82,10 @@ class _Append:
         default_factory=lambda: asyncio.get_running_loop().create_future())
 
 
+def _call_args(batch: list[_Append]) -> tuple[list[str], list[int | bytes]]:
+    return [pending.key for pending in batch], [arg for p in batch for arg in p.args]
+
+
 def _created_ms(message: Message) -> int:
     return int(message.created_at.timestamp() * 1000)
 
@@ -89,6 +105,7 @@ class RedisChatHistory:
         self._queue: list[_Append] = []
         self._flush_due = False  # a flush is scheduled for the end of this loop turn
         self._writing: set[asyncio.Task[None]] = set()
+        self._unconfirmed: set[asyncio.Future[object]] = set()  # written, no reply yet
         self.failures = 0  # appends lost to a Redis failure (tests, metrics)
 
     def _key(self, room_id: str) -> str:
@@ -108,28 +125,57 @@ class RedisChatHistory:
         await pending.done
 
     async def close(self) -> None:
-        """Wait for the writes in flight (shutdown)."""
-        while self._writing or self._queue:
+        """Wait for the writes in flight and their replies (shutdown)."""
+        while self._writing or self._queue or self._unconfirmed:
             if self._queue:
                 self._flush()
-            await asyncio.gather(*list(self._writing), return_exceptions=True)
+            await asyncio.gather(*self._writing, *self._unconfirmed, return_exceptions=True)
 
     def _flush(self) -> None:
         """Send what this turn queued, in calls of at most MAX_PENDING appends."""
         self._flush_due = False
-        loop = asyncio.get_running_loop()
         while self._queue:
             batch = self._queue[:MAX_PENDING]
             del self._queue[:MAX_PENDING]
-            # A context of its own: it writes for every room, not the first caller's trace.
-            task = loop.create_task(self._write(batch), name="chat:history-write",
-                                    context=contextvars.Context())
-            self._writing.add(task)
-            task.add_done_callback(self._writing.discard)
+            if not self._send_now(batch):
+                self._write_later(batch)
+
+    def _write_later(self, batch: list[_Append]) -> None:
+        # A context of its own: it writes for every room, not the first caller's trace.
+        task = asyncio.get_running_loop().create_task(
+            self._write(batch), name="chat:history-write", context=contextvars.Context())
+        self._writing.add(task)
+        task.add_done_callback(self._writing.discard)
+
+    def _send_now(self, batch: list[_Append]) -> bool:
+        """Write the call now and answer its appends; False when that cannot be done (not
+        the multiplexed client, or no connection up: `_write` connects and awaits)."""
+        if not isinstance(self._client, MultiplexedRedis):
+            return False
+        keys, args = _call_args(batch)
+        reply = self._client.send_now("EVALSHA", self._script.sha, len(keys), *keys, *args)
+        if reply is None:
+            return False
+        for pending in batch:
+            if not pending.done.done():
+                pending.done.set_result(None)
+        self._unconfirmed.add(reply)
+        reply.add_done_callback(lambda done: self._confirmed(batch, done))
+        return True
+
+    def _confirmed(self, batch: list[_Append], reply: asyncio.Future[object]) -> None:
+        self._unconfirmed.discard(reply)
+        error = None if reply.cancelled() else reply.exception()
+        if error is None:
+            return
+        if isinstance(error, NoScriptError):
+            self._write_later(batch)  # loads the script and calls again (idempotent)
+            return
+        self.failures += len(batch)
+        log.warning("chat history: %d appends lost: %s", len(batch), error)
 
     async def _write(self, batch: list[_Append]) -> None:
-        keys = [pending.key for pending in batch]
-        args = [arg for pending in batch for arg in pending.args]
+        keys, args = _call_args(batch)
         error: Exception | None = None
         try:
             try:
@@ -141,6 +187,7 @@ class RedisChatHistory:
                 await self._client.evalsha(self._script.sha, len(keys), *keys, *args)
         except (RedisError, OSError) as exc:
             error = exc
+        answered = all(pending.done.done() for pending in batch)  # when written (NOSCRIPT)
         for pending in batch:
             if pending.done.done():
                 continue
@@ -152,6 +199,8 @@ class RedisChatHistory:
                 pending.done.set_exception(failure)
         if error is not None:
             self.failures += len(batch)
+            if answered:  # nobody hears of it but the log
+                log.warning("chat history: %d appends lost: %s", len(batch), error)
 
     async def after(self, room_id: str, after_seq: int, limit: int) -> list[Message]:
         if limit < 1:

@@ -87,8 +87,12 @@ class _Protocol(asyncio.Protocol):
 
     def _write(self) -> None:
         outgoing, self._outgoing = self._outgoing, []
-        if self.transport is not None and self.lost is None:
+        if outgoing and self.transport is not None and self.lost is None:
             self.transport.write(b"".join(outgoing))
+
+    def flush(self) -> None:
+        """Write what is queued now rather than at the end of the loop turn."""
+        self._write()
 
     def data_received(self, data: bytes) -> None:
         self._reader.feed(data)
@@ -192,6 +196,19 @@ class MultiplexedRedis(redis.Redis):
             protocol = await self._connect()
         futures = [protocol.send(self._pack(command)) for command in commands]
         return list(await asyncio.gather(*futures, return_exceptions=True))
+
+    def send_now(self, *args: Any) -> asyncio.Future[Any] | None:
+        """Write a plain command at once, with whatever this loop turn queued before it, and
+        return the future of its raw reply (no response callback); None when no connection is
+        up (then use the awaitable path, which connects). Whoever goes on without awaiting
+        the reply knows the command is in the kernel's hands, ahead of every later command
+        of this client (storage/redis/chat_history.py: cached before pushed)."""
+        protocol = self._protocol
+        if protocol is None or protocol.lost is not None:
+            return None
+        future = protocol.send(self._pack(args))
+        protocol.flush()
+        return future
 
     def _pack(self, args: tuple[Any, ...]) -> bytes:
         return pack_command(args)

@@ -1,5 +1,7 @@
-"""The HotHistory contract, run over the Redis adapter (real Redis, a key prefix per test) and
-the in-memory one: ranges by seq, idempotent appends, the length bound, the age bound."""
+"""The HotHistory contract, run over the Redis adapter (real Redis, a key prefix per test; with
+redis-py's client, and with the multiplexed one the app builds, which answers an append once
+its call is written) and the in-memory one: ranges by seq, idempotent appends, the length
+bound, the age bound."""
 
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ from protocols.ids import new_id
 from storage.errors import StorageError
 from storage.memory.chat_history import MemoryChatHistory
 from storage.redis.chat_history import RedisChatHistory
+from storage.redis.multiplexed import MultiplexedRedis
 
 pytestmark = pytest.mark.integration
 
@@ -44,17 +47,20 @@ class Backend:
     key_prefix: str = ""
 
 
-@pytest_asyncio.fixture(params=["memory", "redis"])
+@pytest_asyncio.fixture(params=["memory", "redis", "multiplexed"])
 async def backend(request: pytest.FixtureRequest, redis_client: redis.Redis,
-                  clean_redis_prefix: str) -> AsyncIterator[Backend]:
+                  mux: MultiplexedRedis, clean_redis_prefix: str) -> AsyncIterator[Backend]:
     clock = FakeClock()
     if request.param == "memory":
         yield Backend(MemoryChatHistory(max_messages=LENGTH, max_age=MAX_AGE, clock=clock),
                       clock)
-    else:
-        yield Backend(RedisChatHistory(redis_client, clean_redis_prefix, max_messages=LENGTH,
-                                       max_age=MAX_AGE, clock=clock),
-                      clock, redis_client, clean_redis_prefix)
+        return
+    client = redis_client if request.param == "redis" else mux
+    history = RedisChatHistory(client, clean_redis_prefix, max_messages=LENGTH,
+                               max_age=MAX_AGE, clock=clock)
+    yield Backend(history, clock, client, clean_redis_prefix)
+    await history.close()
+    assert history.failures == 0
 
 
 def message(room_id: str, seq: int, at: float = START, text: str = "") -> Message:
@@ -144,15 +150,56 @@ async def test_redis_appends_of_one_loop_turn_are_one_script_call(
         assert [m.seq for m in await history.after(room, 0, 10)] == [1]
 
 
-async def test_redis_appends_survive_a_script_flush(redis_client: redis.Redis,
-                                                    clean_redis_prefix: str) -> None:
-    # Redis keeps no scripts across a restart: the first append after one loads it again.
-    history = RedisChatHistory(redis_client, clean_redis_prefix, clock=FakeClock())
+@pytest.mark.parametrize("multiplexed", [False, True])
+async def test_redis_appends_survive_a_script_flush(
+        redis_client: redis.Redis, mux: MultiplexedRedis, clean_redis_prefix: str,
+        multiplexed: bool) -> None:
+    # Redis keeps no scripts across a restart: the first append after one loads it again
+    # (in the background when the append answered on being written).
+    client = mux if multiplexed else redis_client
+    history = RedisChatHistory(client, clean_redis_prefix, clock=FakeClock())
     room = new_id()
     await history.append(message(room, 1))
-    await redis_client.script_flush()
+    await client.script_flush()
     await asyncio.gather(history.append(message(room, 2)), history.append(message(room, 3)))
+    await history.close()
     assert [m.seq for m in await history.after(room, 0, 10)] == [1, 2, 3]
+    assert history.failures == 0
+
+
+async def test_multiplexed_appends_of_one_loop_turn_are_one_call_written_at_once(
+        mux: MultiplexedRedis, clean_redis_prefix: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    history = RedisChatHistory(mux, clean_redis_prefix, clock=FakeClock())
+    await mux.ping()  # connected: appends are written without a connect
+    calls: list[object] = []
+    send_now = mux.send_now
+
+    def counted(*args: object) -> asyncio.Future[object] | None:
+        calls.append(args[2])  # the number of keys
+        return send_now(*args)
+
+    monkeypatch.setattr(mux, "send_now", counted)
+    rooms = [new_id() for _ in range(4)]
+    await asyncio.gather(*(history.append(message(room, 1)) for room in rooms))
+    assert calls == [4]
+    for room in rooms:  # a later command of the client comes after the call
+        assert [m.seq for m in await history.after(room, 0, 10)] == [1]
+    await history.close()
+
+
+async def test_a_multiplexed_append_that_redis_refuses_is_counted_and_logged(
+        mux: MultiplexedRedis, clean_redis_prefix: str,
+        caplog: pytest.LogCaptureFixture) -> None:
+    # The append answered when written; Redis's refusal (here: the key holds a string)
+    # comes after, and must not pass unnoticed.
+    history = RedisChatHistory(mux, clean_redis_prefix, clock=FakeClock())
+    room = new_id()
+    await mux.set(f"{clean_redis_prefix}chat:history:{room}", "not a sorted set")
+    await history.append(message(room, 1))
+    await history.close()
+    assert history.failures == 1
+    assert "1 appends lost" in caplog.text and "WRONGTYPE" in caplog.text
 
 
 async def test_redis_down_fails_each_append(clean_redis_prefix: str) -> None:
