@@ -25,6 +25,7 @@ import time
 
 from aiohttp import web
 
+from server import garbage_collector
 from server.app import create_app
 from server.config import Settings
 from server.keys import LIFECYCLE
@@ -86,6 +87,7 @@ async def _run(settings: Settings, stop: Stop) -> None:
             await site.start()
         except OSError as exc:
             raise listen_error(settings.host, settings.port, exc) from exc
+        garbage_collector.freeze_startup()
         log.info("serving", extra={"host": settings.host, "port": settings.port,
                                    "adapters": lifecycle.adapters})
         await stop.wait()

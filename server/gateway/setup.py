@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 from collections.abc import AsyncIterator, Sequence
 
@@ -33,6 +32,7 @@ from actors.actor import ActorContext
 from actors.user import UserActor
 from protocols.notifications import Notification
 from protocols.posts import Post
+from server import garbage_collector
 from server.actors_wiring import ACTOR_SYSTEM
 from server.feed.wiring import add_feed_listener
 from server.gateway.broadcaster import SocketIOBroadcaster, room_of
@@ -64,13 +64,6 @@ from storage.redis.room_channels import RedisRoomChannels
 from storage.redis.sessions import RedisSessionRecords
 
 log = logging.getLogger("hubbub.gateway")
-# The cyclic garbage collector's thresholds while the gateway runs. With Python's default
-# young threshold (700), objects that live only while a socket's event is in flight are
-# promoted to the older generations during a burst (thousands of sockets connecting or
-# dropping at once), and each full collection then walks every object of every socket: when
-# 20,000 sockets dropped at once, 60% of the loop's time went to collections (py-spy), and
-# `make bench-disconnect` measured 17.7 s of busy loop; with these, 7.0 s.
-GC_THRESHOLDS = (50_000, 20, 10)
 SIO = web.AppKey("sio", socketio.AsyncServer)
 GATEWAY = web.AppKey("gateway", Gateway)
 BROADCASTER = web.AppKey("broadcaster", SocketIOBroadcaster)
@@ -140,7 +133,7 @@ def setup_gateway(app: web.Application) -> socketio.AsyncServer:
             app[LIFECYCLE].adapters["presence"] = "memory"
             app[LIFECYCLE].adapters["sessions"] = "memory"
             app[LIFECYCLE].adapters["socketio"] = "in-process"
-        tune_garbage_collector()
+        garbage_collector.tune()
         pool = app[DB_POOL]
         gateway.visibility = PostgresPresenceVisibility(pool)
         gateway.unread = PostgresNotificationStore(pool)
@@ -191,14 +184,6 @@ def _start_room_channels(sio: socketio.AsyncServer, client: Redis, key_prefix: s
     channels.start(deliver)
     manager.room_channels = channels
     return channels
-
-
-def tune_garbage_collector(thresholds: tuple[int, int, int] = GC_THRESHOLDS) -> None:
-    """Raise the collector's thresholds to GC_THRESHOLDS (process-wide), never lower them."""
-    current = gc.get_threshold()
-    if current[0] < thresholds[0]:
-        gc.set_threshold(*thresholds)
-        log.info("garbage collector thresholds %s (were %s)", thresholds, current)
 
 
 def _add_live_push(app: web.Application, gateway: Gateway) -> None:
