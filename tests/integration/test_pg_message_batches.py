@@ -20,11 +20,13 @@ from protocols.chat import Message
 from protocols.ids import new_id
 from protocols.room_messages import SendMessage, SeqTaken
 from storage.memory.chat_history import MemoryChatHistory
+from storage.postgres import message_batches
 from storage.postgres.chat import PostgresRoomStore
 from storage.postgres.chat_rooms import PostgresRoomDirectory
 from storage.postgres.message_batches import MessageBatcher
 from storage.postgres.outbox import OUTBOX_CHANNEL
 from tests.integration.test_pg_chat import add_users, draft
+from tests.support.polling import eventually
 from tests.unit.chat.fakes import (
     FakePresence,
     RecordingBroadcaster,
@@ -98,6 +100,29 @@ async def test_messages_appended_together_share_one_commit(db_pool: asyncpg.Pool
     await batcher.close()  # writes the positions noted (else within POSITIONS_DELAY)
     for i, room in enumerate(rooms):
         assert await positions(db_pool, room, users[i % 3]) == (1, 1)
+
+
+async def test_a_streaming_batch_lingers_only_until_it_has_company(
+        db_pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch) -> None:
+    ann, bob = await add_users(db_pool, 2)
+    room = await new_room(db_pool, [ann, bob])
+    monkeypatch.setattr(message_batches, "STREAM_WINDOW", 60.0)  # streaming, however slow
+    batcher = MessageBatcher(db_pool, linger=60.0, fill=2)  # a linger no test waits out
+    try:
+        assert await batcher.append(draft(room, 1, ann))  # a quiet node writes at once
+        second = asyncio.ensure_future(batcher.append(draft(room, 2, bob)))
+        async def lingering() -> bool:
+            return batcher.lingering
+
+        await eventually(lingering, 10, "the batch of the second message to wait for company")
+        assert batcher.batches == 1 and not second.done()
+        async with asyncio.timeout(10):  # ...until a second message is queued, not 60 s
+            assert await asyncio.gather(second, batcher.append(draft(room, 3, ann))) == \
+                [True, True]
+        assert (batcher.batches, batcher.messages) == (2, 3)
+        assert await stored(db_pool, room) == [(1, "c1"), (2, "c2"), (3, "c3")]
+    finally:
+        await batcher.close()
 
 
 async def test_a_taken_seq_fails_only_its_own_message(db_pool: asyncpg.Pool,
