@@ -22,7 +22,9 @@ of CPU (user + system, commit included) alone and 0.1 ms more for each further m
 (measured on a 2-core machine), so a few milliseconds of waiting at a steady rate buy most of
 the saving, and once a batch holds FILL messages most of it is bought: a busy node stops
 waiting (every message waited the whole LINGER, a third of its delivery latency at 2,000
-messages/s). A quiet node writes each message at once. The
+messages/s). Shared bench, 500 messages/s: LINGER 3 ms gave 0.29 server + 0.12 Postgres
+cores, 6 ms 0.26 + 0.09, for 1.3 ms more p50 (5.3 -> 6.6 ms); at 1,400 messages/s FILL
+decides and the latency did not move. A quiet node writes each message at once. The
 batcher keeps its pool connection while messages keep coming (giving it back after each
 batch would add asyncpg's reset query, as costly as the batch), and hands it back after
 IDLE_RELEASE seconds without messages (once the positions are written) or after any failure.
@@ -49,7 +51,7 @@ from storage.postgres.room_positions import POSITIONS_DELAY, PendingPositions, f
 log = logging.getLogger("hubbub.storage.chat")
 
 MAX_BATCH = 500  # messages per statement; more wait for the next round trip
-LINGER = 0.003  # seconds a batch waits for company while messages stream in...
+LINGER = 0.006  # seconds a batch waits for company while messages stream in...
 FILL = 6  # ...unless this many messages are queued already
 STREAM_WINDOW = 0.02  # ...that is, when the previous batch ended less than this ago
 IDLE_RELEASE = 0.25  # seconds without messages before the connection goes back to the pool
