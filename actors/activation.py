@@ -13,6 +13,7 @@ Without one, envelopes carry nothing and handling pays one `is None` test.
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 from collections.abc import Callable
 from contextlib import AbstractContextManager
@@ -20,7 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from actors.actor import Actor, ActorContext
-from actors.errors import ActorCrashed, Rejected
+from actors.errors import ActorCrashed, ActorStopped, Rejected
 from actors.mailbox import Mailbox
 from protocols.cluster import Activate
 
@@ -109,11 +110,27 @@ class Activation:
         self.retired = False
         # A passivated predecessor still flushing in on_stop: wait before loading state.
         self._predecessor = predecessor
+        # Outcomes of work the actor piped to itself (context.pipe_to_self), to handle
+        # before the mailbox's next message.
+        self.outcomes: collections.deque[Any] = collections.deque()
+        self.stopped = False
+        context.piped = self._piped
 
     @property
     def busy(self) -> bool:
         return (self.task is not None and not self.task.done()) or not self.mailbox.empty() \
-            or self.waiting_senders > 0
+            or self.waiting_senders > 0 or self.piping
+
+    @property
+    def piping(self) -> bool:
+        """Work piped to itself is running, or its outcome is still to be handled."""
+        return bool(self.context.pipes or self.outcomes)
+
+    def _piped(self, message: Any) -> None:
+        if self.stopped:
+            return  # on_stop ran: nothing is left to hand it to
+        self.outcomes.append(message)
+        self.wake()
 
     def wake(self) -> None:
         """Make sure a drain task is processing the mailbox."""
@@ -132,14 +149,20 @@ class Activation:
                     self._drain(), name=f"actor:{self.ref.kind}/{self.ref.key}")
 
     async def _drain(self) -> None:
-        while not self.mailbox.empty() and not self.moving:
+        while True:
+            if self.outcomes:  # what the actor started, it finishes first (and when moving)
+                await self._handle(Envelope(self.outcomes.popleft()))
+                continue
+            if self.moving or self.mailbox.empty():
+                break
             envelope = self.mailbox.get_nowait()
             await self._handle(envelope)
             self.system.stats.processed += 1
-        if self.moving:
-            self.system._retire(self)
-        else:
+        if not self.moving:
             self.system._went_idle(self)
+        elif not self.piping:
+            self.system._retire(self)
+        # else: moving with work piped; its last outcome wakes this task again, to retire.
 
     def take_all(self) -> list[Envelope]:
         """Empty the mailbox (a retiring activation forwards what it had not handled)."""
@@ -160,6 +183,8 @@ class Activation:
     async def _handle(self, envelope: Envelope) -> None:
         reply = envelope.reply
         self.context.stop_requested = False  # an earlier message's wish does not carry over
+        self.context.in_hand = reply
+        self.context.deferred = False
         span: MessageSpan | None = None
         if envelope.trace is not None and (tracer := self.system.tracer) is not None:
             span = tracer.handling(self.ref, envelope.message, envelope.trace)
@@ -178,9 +203,10 @@ class Activation:
                 span.crashed(exc)
             self._crashed(envelope, exc)
         else:
-            if reply is not None and not reply.done():
+            if reply is not None and not reply.done() and not self.context.deferred:
                 reply.set_result(result)
         finally:
+            self.context.in_hand = None
             if span is not None:
                 span.end()
 
@@ -195,13 +221,16 @@ class Activation:
         # builds a fresh one whose on_start reloads from storage.
         self.actor = None
         self.context.cancel_all()
+        # What it deferred, it can no longer answer; outcomes of what it piped reach the
+        # fresh instance, which ignores what it does not know.
+        self.context.reject_promises(lambda: _crash(f"{self.ref} failed before answering", exc))
         if envelope.reply is not None and not envelope.reply.done():
-            crash = ActorCrashed(f"{self.ref} failed: {type(exc).__name__}: {exc}")
-            crash.__cause__ = exc
-            envelope.reply.set_exception(crash)
+            envelope.reply.set_exception(_crash(f"{self.ref} failed", exc))
 
     async def stop(self) -> None:
         """Flush (on_stop) a started actor. Call only once it is idle and unregistered."""
+        self.stopped = True
+        self.context.reject_promises(lambda: ActorStopped(f"{self.ref} stopped before answering"))
         self.context.cancel_all()
         if self.idle_timer is not None:
             self.idle_timer.cancel()
@@ -213,3 +242,10 @@ class Activation:
             await actor.on_stop()
         except Exception:
             log.exception("actor %s failed in on_stop", self.ref)
+
+
+def _crash(what: str, exc: Exception) -> ActorCrashed:
+    # The cause tells the asker's edge what failed (storage unavailable, or a bug).
+    crash = ActorCrashed(f"{what}: {type(exc).__name__}: {exc}")
+    crash.__cause__ = exc
+    return crash

@@ -5,11 +5,18 @@ per activation (load state through the ports handed to the constructor), then `r
 one message at a time in arrival order, and `on_stop` when the actor is passivated or the
 system stops. Raise `actors.errors.Rejected` to refuse a message; any other exception is a
 crash: the asker gets `ActorCrashed` and the actor is rebuilt from storage.
+
+An actor need not wait for slow I/O with its mailbox held: `context.pipe_to_self` runs an
+awaitable beside it and hands its outcome back as a message (handled before the mailbox's
+next one), and `context.defer` answers the message in hand later. A RoomActor so keeps taking
+messages while the earlier ones are being committed (actors/room.py).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
@@ -18,8 +25,30 @@ if TYPE_CHECKING:
     from actors.system import ActorSystem
 
 
+class Promise:
+    """The answer to a message the actor took over with `ActorContext.defer`: resolve or
+    reject it once (later calls do nothing). A tell has no asker: answering it does nothing."""
+
+    __slots__ = ("_open", "_reply")
+
+    def __init__(self, reply: asyncio.Future[Any] | None, open_: set[Promise]) -> None:
+        self._reply = reply
+        self._open = open_
+
+    def resolve(self, value: Any) -> None:
+        self._open.discard(self)
+        if self._reply is not None and not self._reply.done():
+            self._reply.set_result(value)
+
+    def reject(self, error: BaseException) -> None:
+        self._open.discard(self)
+        if self._reply is not None and not self._reply.done():
+            self._reply.set_exception(error)
+
+
 class ActorContext:
-    """What an actor may use of the runtime: its own address, the system, time and timers."""
+    """What an actor may use of the runtime: its own address, the system, time and timers,
+    work beside the mailbox (`pipe_to_self`) and answers given later (`defer`)."""
 
     def __init__(self, system: ActorSystem, ref: ActorRef, clock: Clock) -> None:
         self.system = system
@@ -29,6 +58,45 @@ class ActorContext:
         self._timers: dict[int, Timer] = {}
         self._next_timer = 0
         self.stop_requested = False  # set by stop_after(); reset before each message
+        # Set by the activation around each message: the asker's reply, and whether the
+        # actor took it over (defer).
+        self.in_hand: asyncio.Future[Any] | None = None
+        self.deferred = False
+        self._promises: set[Promise] = set()  # deferred, not answered yet
+        self.pipes: set[asyncio.Future[Any]] = set()  # piped awaitables not done yet
+        # Set by the activation: queues a piped outcome for this actor.
+        self.piped: Callable[[Any], None] | None = None
+
+    def defer(self) -> Promise:
+        """Answer the message in hand later, through the Promise returned, instead of with
+        `receive`'s return value. Unanswered promises are rejected with ActorCrashed when the
+        actor crashes, and with ActorStopped when its activation stops."""
+        self.deferred = True
+        promise = Promise(self.in_hand, self._promises)
+        self._promises.add(promise)
+        return promise
+
+    def reject_promises(self, error: Callable[[], BaseException]) -> None:
+        """Reject every promise not answered yet, each with an exception of its own."""
+        for promise in list(self._promises):
+            promise.reject(error())
+
+    def pipe_to_self(self, work: Awaitable[Any],
+                     to_message: Callable[[asyncio.Future[Any]], Any]) -> None:
+        """Run `work` beside the mailbox (in the caller's context: its trace); when it ends,
+        this actor handles `to_message(the finished future)`, ahead of its mailbox. Piped
+        outcomes are handled in the order their work ends. While work is piped the actor is
+        not passivated, and when it moves to another node its activation retires only once
+        every outcome was handled, so what it started it also finishes."""
+        future = asyncio.ensure_future(work)
+        self.pipes.add(future)
+
+        def done(finished: asyncio.Future[Any]) -> None:
+            self.pipes.discard(finished)
+            if self.piped is not None:
+                self.piped(to_message(finished))
+
+        future.add_done_callback(done)
 
     def stop_after(self) -> None:
         """Passivate this actor once the current message is handled and its mailbox is

@@ -97,13 +97,16 @@ class RoomStore(Protocol):
         ...
 
     async def append(self, message: Message) -> Message:
-        """Store `message` with the seq its RoomActor assigned and, in the same transaction,
-        move the room's last_seq (and last activity) and the sender's read position up to it.
+        """Store `message` under its room's next seq (the seq it carries is ignored) and
+        return it as stored, with that seq; the room's last_seq and the sender's read position
+        follow (at once, or written behind but read as if written). Appends of one caller
+        take seqs in the order they were called, so a room may have several in flight at once;
+        every seq of a room is given once, with no gap, also when two activations of the room
+        append at the same time (a cluster view change).
 
         Idempotent per (room_id, sender_id, client_id): when that triple is stored already,
-        nothing is written and the stored message is returned, so `result.id != message.id`
-        tells a resend. Raises protocols.room_messages.SeqTaken when another message holds
-        (room_id, seq): another activation of the room wrote it."""
+        nothing is written, no seq is taken, and the stored message is returned, so
+        `result.id != message.id` tells a resend."""
         ...
 
     async def after(self, room_id: str, after_seq: int, limit: int) -> list[Message]:

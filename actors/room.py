@@ -5,13 +5,16 @@ typing and how far each member has read. Every message is checked against member
 non-member, and anyone asking about a room that does not exist, gets Rejected("not_member"),
 so the answer never tells whether the room exists.
 
-SendMessage: the message gets last_seq + 1 and is committed to the RoomStore before anything
-else happens (and so before the reply); then it goes into the hot history, out to the room's
-sockets as `message:new`, and into a `message` notification for members who are offline.
-Those three are best effort: a failure is logged, the message stays stored and acknowledged,
-and clients catch up with `room:join` since_seq or REST history. RoomStore's unique
-(room_id, seq) fences a brief double activation in a cluster: the loser reloads and retries
-with the next seq (SEQ_RETRIES times).
+SendMessage: the message goes to the RoomStore, which gives it the room's next seq, and is
+acknowledged only once committed. The actor does not wait for the commit with its mailbox
+held: it pipes the append to itself (context.pipe_to_self) and defers the answer, so the
+next message of the room goes to the store (the same group commit, often) while this one is
+being written. Committed messages are then finished one by one in the order they were sent,
+which is their seq order: into the hot history, out to the room's sockets as `message:new`,
+into a `message` notification for members who are offline, then acknowledged. Those three
+are best effort: a failure is logged, the message stays stored and acknowledged, and clients
+catch up with `room:join` since_seq or REST history. A failed append crashes the actor (it
+reloads from storage) and fails every message in flight; their resends are idempotent.
 
 Notifications: an offline member gets one `message` notification per room until they read the
 room (MarkRead); the room's unread_count says how many messages they missed. The actor
@@ -25,15 +28,17 @@ JoinRoom(since_seq) replays at most REPLAY_CAP messages after since_seq, oldest 
 
 from __future__ import annotations
 
+import asyncio
+import collections
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import msgspec
 
-from actors.actor import Actor, ActorContext
+from actors.actor import Actor, ActorContext, Promise
 from actors.errors import Rejected
 from actors.ports import (
     Broadcaster,
@@ -54,7 +59,6 @@ from protocols.room_messages import (
     RoomMsg,
     RoomState,
     SendMessage,
-    SeqTaken,
     SetTyping,
 )
 from protocols.socket import MessageNew, ReadNotice, TypingNotice, to_wire
@@ -81,6 +85,24 @@ class TypingExpired(msgspec.Struct, frozen=True, kw_only=True):
     generation: int
 
 
+@dataclass(slots=True, eq=False)
+class _Sending:
+    """A message handed to the store, not finished yet."""
+
+    draft: Message
+    member: str | None  # who sent it; None: a system message
+    answer: Promise
+    appended: asyncio.Future[Message] | None = field(default=None)  # once the append ended
+
+
+@dataclass(slots=True, frozen=True)
+class Appended:
+    """The actor's own message (piped): the store answered the append of `sending`."""
+
+    sending: _Sending
+    done: asyncio.Future[Message]
+
+
 class RoomActor(Actor):
     idle_timeout: ClassVar[float | None] = 600.0
     TYPING_TTL: ClassVar[float] = 5.0  # seconds a typing indicator lasts unless renewed
@@ -88,7 +110,6 @@ class RoomActor(Actor):
     # Seconds a presence lookup is reused: going offline takes PRESENCE_GRACE_SECONDS (10 by
     # default) anyway, and a busy room then asks Redis once per 5 s rather than every second.
     PRESENCE_CACHE: ClassVar[float] = 5.0
-    SEQ_RETRIES: ClassVar[int] = 3  # reloads after a seq conflict before giving up
 
     def __init__(self, key: str, context: ActorContext, ports: RoomPorts) -> None:
         super().__init__(key, context)
@@ -102,6 +123,7 @@ class RoomActor(Actor):
         self._online_at: float | None = None  # ...at this clock.monotonic(); None: never
         self._generation = 0
         self._fresh = False  # loaded by on_start, no message handled since
+        self._sending: collections.deque[_Sending] = collections.deque()  # in send order
 
     @property
     def _log(self) -> logging.Logger:
@@ -119,7 +141,10 @@ class RoomActor(Actor):
         read = {m.user_id: m.last_read_seq for m in room.members} if room else {}
         gone = list(dict.fromkeys(u for u in (*self._read, *removed) if u not in read))
         self._room = room
-        self._last_seq = room.last_seq if room else 0
+        if not self._sending:
+            # With messages in flight, last_seq stays the last one finished: a join must not
+            # count one whose push is still to come.
+            self._last_seq = room.last_seq if room else 0
         self._read = read
         self._notified &= self._read.keys()
         self._online_at = None  # members may have changed: look presence up afresh
@@ -142,6 +167,8 @@ class RoomActor(Actor):
 
     async def _dispatch(self, message: Any) -> Any:
         match message:
+            case Appended():
+                return await self._appended(message)
             case TypingExpired():
                 return await self._typing_expired(message)
             case MembershipChanged(removed_user_ids=removed):
@@ -172,27 +199,66 @@ class RoomActor(Actor):
 
     # -- messages ----------------------------------------------------------------------------
 
-    async def _send(self, request: SendMessage) -> Message:
+    async def _send(self, request: SendMessage) -> None:
         if not 1 <= len(request.text) <= MAX_MESSAGE_CHARS or not request.client_id:
             raise Rejected(INVALID, f"text must be 1..{MAX_MESSAGE_CHARS} characters and "
                            "client_id non-empty")
-        draft = Message(
-            id=new_id(), room_id=self.key, seq=self._last_seq + 1, sender_id=request.user_id,
-            text=request.text, client_id=request.client_id,
+        self._submit(self._draft(request.user_id, request.text, request.client_id, "text"),
+                     request.user_id)
+
+    async def _append_system(self, request: AppendSystemMessage) -> None:
+        if self._room is None:
+            if not self._fresh:
+                await self._load()
+            if self._room is None:
+                raise Rejected(NOT_MEMBER, "No such room")
+        self._submit(self._draft(request.sender_id, request.text[:MAX_MESSAGE_CHARS],
+                                 request.client_id, "system"), None)
+
+    def _draft(self, sender_id: str, text: str, client_id: str,
+               kind: Literal["text", "system"]) -> Message:
+        # The seq is the store's to give; this one is only what it will most likely be.
+        return Message(
+            id=new_id(), room_id=self.key, seq=self._last_seq + len(self._sending) + 1,
+            sender_id=sender_id, text=text, client_id=client_id,
             created_at=datetime.fromtimestamp(self.context.clock.time(), UTC),
+            kind=kind,
         )
-        stored = await self._append(draft, request.user_id)
-        if stored.id != draft.id:
+
+    def _submit(self, draft: Message, member: str | None) -> None:
+        """Hand `draft` to the store and answer the message in hand once it is finished."""
+        sending = _Sending(draft, member, self.context.defer())
+        self._sending.append(sending)
+        self.context.pipe_to_self(self._ports.store.append(draft),
+                                  lambda done: Appended(sending, done))
+
+    async def _appended(self, appended: Appended) -> None:
+        appended.sending.appended = appended.done
+        if not self._sending or all(s is not appended.sending for s in self._sending):
+            return  # sent by an instance that crashed since: its asker was answered
+        # Appends end in the order they were made, but a resend's ends later (it reads the
+        # first message back): finish in send order, which is seq order.
+        while self._sending and self._sending[0].appended is not None:
+            sending = self._sending.popleft()
+            assert sending.appended is not None
+            stored = sending.appended.result()  # a failed append crashes the actor
+            sending.answer.resolve(await self._finish(sending, stored))
+
+    async def _finish(self, sending: _Sending, stored: Message) -> Message:
+        if stored.id != sending.draft.id:
             # A resend of client_id: the first message, nothing new, unless it was stored by
             # an activation that died before pushing it (a crash, a node killed).
             await self._publish_if_unpublished(stored)
             return stored
-        self._last_seq = stored.seq
-        self._read[stored.sender_id] = max(self._read.get(stored.sender_id, 0), stored.seq)
-        if request.user_id in self._typing:
-            await self._stop_typing(request.user_id)  # sending ends "typing..."
+        self._last_seq = max(self._last_seq, stored.seq)
+        member = sending.member
+        if member is not None:
+            self._read[member] = max(self._read.get(member, 0), stored.seq)
+            if member in self._typing:
+                await self._stop_typing(member)  # sending ends "typing..."
         await self._cache_and_push(stored)
-        await self._notify_offline(stored)
+        if member is not None:
+            await self._notify_offline(stored)
         return stored
 
     async def _cache_and_push(self, stored: Message) -> None:
@@ -214,40 +280,6 @@ class RoomActor(Actor):
         if cached and cached[0].seq == stored.seq:
             return
         await self._cache_and_push(stored)
-
-    async def _append_system(self, request: AppendSystemMessage) -> Message:
-        if self._room is None:
-            if not self._fresh:
-                await self._load()
-            if self._room is None:
-                raise Rejected(NOT_MEMBER, "No such room")
-        draft = Message(
-            id=new_id(), room_id=self.key, seq=self._last_seq + 1, sender_id=request.sender_id,
-            text=request.text[:MAX_MESSAGE_CHARS], client_id=request.client_id,
-            created_at=datetime.fromtimestamp(self.context.clock.time(), UTC), kind="system",
-        )
-        stored = await self._append(draft, None)
-        if stored.id != draft.id:
-            return stored
-        self._last_seq = stored.seq
-        await self._cache_and_push(stored)
-        return stored
-
-    async def _append(self, draft: Message, member: str | None) -> Message:
-        """Store `draft`; when another activation of this room took its seq (a double
-        activation while the cluster view changes), reload the room as stored and take the
-        next seq, a few times at most; then give up as a crash (the restart reloads)."""
-        for _ in range(self.SEQ_RETRIES):
-            try:
-                return await self._ports.store.append(draft)
-            except SeqTaken:
-                self._log.warning("room %s: seq %d taken by another activation; reloading",
-                                  self.key, draft.seq)
-                await self._load()
-                if member is not None:
-                    await self._check_member(member)
-                draft = msgspec.structs.replace(draft, seq=self._last_seq + 1)
-        return await self._ports.store.append(draft)
 
     async def _online(self) -> set[str]:
         # Presence is eventually consistent anyway (a grace period before offline); reading

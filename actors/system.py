@@ -28,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -368,9 +368,9 @@ class ActorSystem:
         if activation.idle_timer is not None:
             activation.idle_timer.cancel()
             activation.idle_timer = None
-        if activation.task is None or activation.task.done():
+        if (activation.task is None or activation.task.done()) and not activation.piping:
             self._retire(activation)
-        # else: its drain task retires it after the message in hand.
+        # else: its drain task retires it after the message in hand and what it piped.
 
     def _retire(self, activation: Activation) -> None:
         """Forward what the moved activation had not handled, then stop it."""
@@ -420,7 +420,8 @@ class ActorSystem:
         # Called by the drain task as it ends: only new mail would make it busy.
         if self._closed or not activation.mailbox.empty() or activation.waiting_senders:
             return
-        if activation.context.stop_requested and not activation.context.has_timers:
+        if activation.context.stop_requested and not activation.context.has_timers \
+                and not activation.piping:
             # The actor asked to go (context.stop_after): now, not after the idle timeout.
             # The drain task ends right after this call, so nothing is in hand.
             self._drop(activation)
@@ -454,7 +455,7 @@ class ActorSystem:
         """Wait until no actor is processing and no passivation is in progress (tests and
         shutdown use this instead of guessing with sleeps)."""
         while True:
-            tasks = [a.task for a in self._live.values() if a.task and not a.task.done()]
+            tasks = _working(self._live.values())
             tasks += self._stopping.values()
             if not tasks:
                 return
@@ -466,12 +467,14 @@ class ActorSystem:
         self._closed = True
         live = list(self._live.values())
         self._live.clear()
-        drains = [a.task for a in live if a.task is not None and not a.task.done()]
-        if drains:
-            _, pending = await asyncio.wait(drains, timeout=timeout)
-            for task in pending:
-                task.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
+        # Drain tasks and piped work; a piped outcome starts a drain task of its own.
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while (working := _working(live)) and (left := deadline - loop.time()) > 0:
+            await asyncio.wait(working, timeout=left)
+        for task in working:
+            task.cancel()
+        await asyncio.gather(*working, return_exceptions=True)
         for task in self._background:
             task.cancel()
         await asyncio.gather(*(a.stop() for a in live), *self._stopping.values(),
@@ -488,3 +491,13 @@ class ActorSystem:
                         activations=self.stats.activations,
                         passivations=self.stats.passivations,
                         handovers=self.stats.handovers, forwarded=self.stats.forwarded)
+
+
+def _working(activations: Iterable[Activation]) -> list[asyncio.Future[Any]]:
+    """The drain tasks running and the work piped (context.pipe_to_self) of `activations`."""
+    working: list[asyncio.Future[Any]] = []
+    for activation in activations:
+        if activation.task is not None and not activation.task.done():
+            working.append(activation.task)
+        working.extend(activation.context.pipes)
+    return working

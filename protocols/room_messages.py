@@ -83,13 +83,3 @@ class RoomState(msgspec.Struct, frozen=True, kw_only=True):
     created_at: datetime
     members: list[RoomMember]
     last_seq: int
-
-
-class SeqTaken(Exception):
-    """RoomStore.append: another message already holds (room_id, seq). Another activation of
-    the room wrote it (a brief double activation in a cluster); reload and take the next."""
-
-    def __init__(self, room_id: str, seq: int) -> None:
-        super().__init__(f"room {room_id} already has a message with seq {seq}")
-        self.room_id = room_id
-        self.seq = seq

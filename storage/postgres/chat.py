@@ -5,7 +5,8 @@ Appends go through the node's MessageBatcher (storage/postgres/message_batches.p
 statement per batch of messages (group commit) inserts them and writes their `message.sent`
 events; rooms.last_seq / last_activity_at and the senders' read positions follow behind
 (storage/postgres/room_positions.py), and `load` repairs them first when they lag.
-UNIQUE (room_id, seq) is the fence against a second activation of the room;
+The batch statement gives each message its seq (the room's next); UNIQUE (room_id, seq)
+keeps a second writer of the room (another activation) from taking the same one, and
 UNIQUE (room_id, sender_id, client_id) makes resends find the first message.
 """
 
@@ -109,8 +110,9 @@ class PostgresRoomStore:
         )
 
     async def append(self, message: Message) -> Message:
-        if await self._batches.append(message):
-            return message
+        stored = await self._batches.append(message)
+        if stored is not None:
+            return stored
         first = await self._pool.fetchrow(_BY_CLIENT_ID, message.room_id, message.sender_id,
                                           message.client_id)
         assert first is not None, "a client_id conflict implies the first message exists"

@@ -1,19 +1,26 @@
 """Group commit for chat messages: one statement, one round trip and one commit for every
 message appended on this node while the previous batch was being written.
 
-A RoomActor awaits its message's batch before it acknowledges, pushes or caches the message,
-so "acked" still means "committed"; only the commit is shared. Rooms are independent in a
-batch: the statement inserts each message (UNIQUE (room_id, sender_id, client_id) turns a
-resend into "not inserted") and writes the inserted messages' `message.sent` events to the
-outbox (one row for the batch), all in the one implicit transaction of the statement. The
-rooms' last_seq and the senders' read positions follow within POSITIONS_DELAY, written
-behind (storage/postgres/room_positions.py says why and how readers stay exact).
+A RoomActor pushes and acknowledges a message only once its batch is committed, so "acked"
+still means "committed"; only the commit is shared. The statement gives each message its
+room's next seq: max(seq) of the room + its rank among the room's new messages of the batch,
+in the order they were appended. A resend (its (room_id, sender_id, client_id) is stored, or
+came earlier in the same batch) takes no seq, so seqs stay 1, 2, 3... with no gap whatever is
+resent, and a room's actor need not wait for one message's commit before it sends the next
+to the batcher (actors/room.py pipelines them). The statement also writes the new messages'
+`message.sent` events to the outbox (one row for the batch), all in its one implicit
+transaction. The rooms' last_seq and the senders' read positions follow within
+POSITIONS_DELAY, written behind (storage/postgres/room_positions.py says why and how readers
+stay exact).
 
-When a batch breaks a constraint (a seq taken by a second activation of a room during a
-cluster view change, a room deleted meanwhile), no message of it was stored; each is then
-written alone, so only the message at fault fails (SeqTaken for a taken seq) and the others
-are stored. Any other failure (the connection lost, Postgres down) fails every message of the
-batch: none is acked, each caller sees the error.
+Batches of one node are written one after the other on one connection, so the seqs one
+computes see the last one's. Another writer of the same room (a second activation on another
+node during a cluster view change) can take the same seq at the same time: UNIQUE (room_id,
+seq) fails the later statement, and the messages of a batch that breaks a constraint are
+then written one by one, each computing its seq afresh (SEQ_RETRIES times at most), so only a
+message that still cannot be stored (its room deleted meanwhile) fails. Any other failure
+(the connection lost, Postgres down) fails every message of the batch: none is acked, each
+caller sees the error.
 
 A batch is what queued up during the previous round trip, and, while messages stream in
 (the previous batch ended less than STREAM_WINDOW ago), what comes during LINGER more, or
@@ -44,7 +51,6 @@ import msgspec
 
 from protocols.chat import Message
 from protocols.events import MessageSent, envelope
-from protocols.room_messages import SeqTaken
 from storage.postgres.outbox import OUTBOX_CHANNEL, current_traceparent
 from storage.postgres.room_positions import POSITIONS_DELAY, PendingPositions, flush
 
@@ -62,41 +68,54 @@ IDLE_RELEASE = 0.25  # seconds without messages before the connection goes back 
 # poll interval finds it), so it need not notify again. Delay only: no event is left behind.
 NOTIFY_EVERY = 0.05
 MAX_FLUSH_PAUSE = 5.0  # seconds between two tries to write the positions while Postgres fails
-_SEQ_KEY = "messages_room_seq_key"
+SEQ_RETRIES = 3  # tries of a message written alone that finds its seq taken meanwhile
 
-# $1..$8: the messages, column by column; $9..$11: their `message.sent` envelopes (event id,
-# key, JSON); $12, $13: the event's topic and type; $14 the row's traceparent; $15 whether to
-# wake the relays (NOTIFY_EVERY). The inserted
-# messages' events go to the outbox as ONE row (a JSON array; the relay publishes each event
-# with its own key): a row per message cost an insert here and an update in the relay each.
-# A row has one traceparent: that of the batch's first message sent inside a trace (NULL with
+# $1..$7: the messages, column by column (no seq: the statement gives it); $8..$10: their
+# `message.sent` envelopes (event id, key, JSON with a placeholder seq); $11, $12: the event's
+# topic and type; $13 the row's traceparent; $14 whether to wake the relays (NOTIFY_EVERY).
+# `fresh` drops resends; `numbered` gives the seqs (the correlated max reads the unique index
+# (room_id, seq) backwards: one index probe per message). The new messages' events go to the
+# outbox as ONE row (a JSON array, each event with its seq set; the relay publishes each with
+# its own key): a row per message cost an insert here and an update in the relay each. A row
+# has one traceparent: that of the batch's first message sent inside a trace (NULL with
 # tracing off); the other events of the batch are published in that trace too. The final
 # SELECT reads `wake` so that its pg_notify runs (a SELECT-only CTE runs only when
 # referenced), once per batch that stored anything; NOTIFY is delivered on commit.
 _APPEND_BATCH = f"""
 WITH input AS (
-    SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::bigint[], $4::uuid[], $5::text[],
-                         $6::text[], $7::text[], $8::timestamptz[], $9::uuid[], $10::text[],
-                         $11::text[])
-        AS t (id, room_id, seq, sender_id, client_id, text, kind, created_at,
-              event_id, event_key, event)
+    SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[],
+                         $6::text[], $7::timestamptz[], $8::uuid[], $9::text[], $10::text[])
+        WITH ORDINALITY
+        AS t (id, room_id, sender_id, client_id, text, kind, created_at,
+              event_id, event_key, event, ord)
+), fresh AS (
+    SELECT DISTINCT ON (i.room_id, i.sender_id, i.client_id) i.* FROM input i
+    WHERE NOT EXISTS (
+        SELECT 1 FROM messages m
+        WHERE m.room_id = i.room_id AND m.sender_id = i.sender_id
+          AND m.client_id = i.client_id)
+    ORDER BY i.room_id, i.sender_id, i.client_id, i.ord
+), numbered AS (
+    SELECT f.*, COALESCE((SELECT max(m.seq) FROM messages m WHERE m.room_id = f.room_id), 0)
+                + row_number() OVER (PARTITION BY f.room_id ORDER BY f.ord) AS seq
+    FROM fresh f
 ), msg AS (
     INSERT INTO messages (id, room_id, seq, sender_id, client_id, text, kind, created_at)
-    SELECT id, room_id, seq, sender_id, client_id, text, kind, created_at FROM input
-    ON CONFLICT ON CONSTRAINT messages_client_key DO NOTHING
-    RETURNING id
+    SELECT id, room_id, seq, sender_id, client_id, text, kind, created_at FROM numbered
+    RETURNING id, seq
 ), events AS (
     INSERT INTO outbox (event_id, topic, key, type, envelope, traceparent)
-    SELECT (array_agg(i.event_id ORDER BY i.room_id, i.seq))[1], $12,
-           (array_agg(i.event_key ORDER BY i.room_id, i.seq))[1], $13,
-           jsonb_agg(i.event::jsonb ORDER BY i.room_id, i.seq), $14::text
-    FROM input i JOIN msg USING (id)
+    SELECT (array_agg(n.event_id ORDER BY n.room_id, n.seq))[1], $11,
+           (array_agg(n.event_key ORDER BY n.room_id, n.seq))[1], $12,
+           jsonb_agg(jsonb_set(n.event::jsonb, '{{data,seq}}', to_jsonb(n.seq))
+                     ORDER BY n.room_id, n.seq), $13::text
+    FROM numbered n
     HAVING count(*) > 0
 ), wake AS (
-    SELECT pg_notify('{OUTBOX_CHANNEL}', '') FROM (SELECT 1 FROM msg LIMIT 1) stored
-    WHERE $15::bool
+    SELECT pg_notify('{OUTBOX_CHANNEL}', '') FROM (SELECT 1 FROM numbered LIMIT 1) stored
+    WHERE $14::bool
 )
-SELECT id FROM msg WHERE (SELECT count(*) FROM wake) >= 0
+SELECT id, seq FROM msg WHERE (SELECT count(*) FROM wake) >= 0
 """
 _encode = msgspec.json.Encoder().encode
 
@@ -105,13 +124,14 @@ _encode = msgspec.json.Encoder().encode
 class _Pending:
     message: Message
     traceparent: str | None  # of the trace the message was appended in (tracing on)
-    done: asyncio.Future[bool] = field(
+    done: asyncio.Future[Message | None] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future())
 
 
 class MessageBatcher:
-    """Appends messages in shared commits. `append` answers True when the message was stored,
-    False when its (room, sender, client_id) was stored before (a resend)."""
+    """Appends messages in shared commits. `append` answers the message as stored, with the
+    seq the statement gave it (the seq it carried is ignored), or None when its (room, sender,
+    client_id) was stored before (a resend)."""
 
     def __init__(self, pool: asyncpg.Pool, *, max_batch: int = MAX_BATCH,
                  linger: float = LINGER, fill: int = FILL,
@@ -147,7 +167,7 @@ class MessageBatcher:
         """Whether the next batch is waiting for company (LINGER, or FILL messages)."""
         return self._filled is not None
 
-    async def append(self, message: Message) -> bool:
+    async def append(self, message: Message) -> Message | None:
         pending = _Pending(message, current_traceparent())
         self._queue.append(pending)
         filled = self._filled
@@ -270,22 +290,24 @@ class MessageBatcher:
         for message in messages:
             self._positions.note(message)
 
-    async def _write_batch(self, batch: list[_Pending]) -> None:
+    async def _write_batch(self, batch: list[_Pending], tries: int = 1) -> None:
         try:
             stored = await self._write([p.message for p in batch],
                                        next((p.traceparent for p in batch if p.traceparent),
                                             None))
         except asyncpg.IntegrityConstraintViolationError as exc:
             if len(batch) > 1:
-                # The statement stored nothing. Write each message alone, so that only the
-                # one at fault fails (a seq taken, a room deleted meanwhile).
+                # The statement stored nothing. Write each message alone, in order, so that
+                # only one that still breaks a constraint fails.
                 for pending in batch:
                     await self._write_batch([pending])
                 return
-            seq_taken = isinstance(exc, asyncpg.UniqueViolationError) and \
-                exc.constraint_name == _SEQ_KEY
-            message = batch[0].message
-            _fail(batch, SeqTaken(message.room_id, message.seq) if seq_taken else exc)
+            if isinstance(exc, asyncpg.UniqueViolationError) and tries < SEQ_RETRIES:
+                # Another writer took the seq (or stored the resend) between our read and our
+                # insert: the next statement sees it.
+                await self._write_batch(batch, tries + 1)
+                return
+            _fail(batch, exc)
             return
         except BaseException as exc:
             await self._release()  # the connection may be broken or mid-statement
@@ -295,14 +317,16 @@ class MessageBatcher:
             return
         self.batches += 1
         self.messages += len(batch)
-        self._noted([p.message for p in batch if p.message.id in stored])
-        for pending in batch:
+        results = [(p, _as_stored(p.message, stored)) for p in batch]
+        self._noted([message for _, message in results if message is not None])
+        for pending, message in results:
             if not pending.done.done():
-                pending.done.set_result(pending.message.id in stored)
+                pending.done.set_result(message)
 
-    async def _write(self, messages: list[Message], traceparent: str | None) -> set[str]:
+    async def _write(self, messages: list[Message], traceparent: str | None) -> dict[str, int]:
+        """Run the statement; the seq of each message stored, by message id."""
         events = [envelope(MessageSent(
-            message_id=m.id, room_id=m.room_id, seq=m.seq, sender_id=m.sender_id,
+            message_id=m.id, room_id=m.room_id, seq=0, sender_id=m.sender_id,
             created_at=m.created_at), actor_id=m.sender_id, occurred_at=m.created_at)
             for m in messages]
         conn = await self._connection()
@@ -311,16 +335,23 @@ class MessageBatcher:
         rows = await conn.fetch(
             _APPEND_BATCH,
             [m.id for m in messages], [m.room_id for m in messages],
-            [m.seq for m in messages], [m.sender_id for m in messages],
-            [m.client_id for m in messages], [m.text for m in messages],
-            [m.kind for m in messages], [m.created_at for m in messages],
+            [m.sender_id for m in messages], [m.client_id for m in messages],
+            [m.text for m in messages], [m.kind for m in messages],
+            [m.created_at for m in messages],
             [e.id for e in events], [e.key for e in events],
             [_encode(e).decode() for e in events],
             MessageSent.TOPIC, MessageSent.TYPE, traceparent, wake)
-        stored = {str(r["id"]) for r in rows}
+        stored = {str(r["id"]): r["seq"] for r in rows}
         if wake and stored:  # committed, and it notified
             self._notified_at = now
         return stored
+
+
+def _as_stored(message: Message, seqs: dict[str, int]) -> Message | None:
+    seq = seqs.get(message.id)
+    if seq is None:
+        return None
+    return message if message.seq == seq else msgspec.structs.replace(message, seq=seq)
 
 
 def _settle(future: asyncio.Future[None]) -> None:

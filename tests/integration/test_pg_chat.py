@@ -21,7 +21,6 @@ import pytest_asyncio
 from actors.ports import RoomStore
 from protocols.chat import Message
 from protocols.ids import new_id
-from protocols.room_messages import SeqTaken
 from storage.postgres.chat import PostgresMessageNotifier, PostgresRoomStore
 from storage.postgres.chat_rooms import PostgresRoomDirectory
 from tests.unit.chat.fakes import ChatWorld, MemoryRoomStore
@@ -118,14 +117,14 @@ async def test_a_resend_returns_the_first_message_and_writes_nothing(backend: Ba
     assert state is not None and state.last_seq == 1
 
 
-async def test_a_taken_seq_raises_seq_taken(backend: Backend) -> None:
+async def test_the_store_gives_the_next_seq_whatever_the_draft_says(backend: Backend) -> None:
     ann, bob = await backend.new_users(2)
     room_id = await backend.make_room([ann, bob])
-    await backend.store.append(draft(room_id, 1, ann, "from-a"))
-    with pytest.raises(SeqTaken) as taken:
-        await backend.store.append(draft(room_id, 1, bob, "from-b"))
-    assert (taken.value.room_id, taken.value.seq) == (room_id, 1)
-    assert [m.client_id for m in await backend.store.after(room_id, 0, 10)] == ["from-a"]
+    assert (await backend.store.append(draft(room_id, 1, ann, "from-a"))).seq == 1
+    # Another activation also thought 1 was next: the store gives the room's next seq.
+    assert (await backend.store.append(draft(room_id, 1, bob, "from-b"))).seq == 2
+    assert [(m.seq, m.client_id) for m in await backend.store.after(room_id, 0, 10)] == \
+        [(1, "from-a"), (2, "from-b")]
 
 
 async def test_history_ranges(backend: Backend) -> None:
@@ -158,20 +157,22 @@ async def test_read_positions_only_move_forward(backend: Backend) -> None:
 # -- Postgres only --------------------------------------------------------------------------------
 
 
-async def test_two_activations_racing_for_one_seq_store_exactly_one(
+async def test_activations_racing_on_one_room_store_every_message_gapless(
         db_pool: asyncpg.Pool) -> None:
-    """The fence: whichever commits first wins the seq; every other writer gets SeqTaken."""
-    store = PostgresRoomStore(db_pool)
+    """Four writers of one room at once, each with a connection of its own (activations on
+    four nodes): every message is stored once, under seqs 1..n, none refused."""
+    stores = [PostgresRoomStore(db_pool) for _ in range(4)]
     users = await add_users(db_pool, 4)
     room = await PostgresRoomDirectory(db_pool).create_group(new_id(), users[0], users[1:], None)
-    results = await asyncio.gather(*(store.append(draft(room.id, 1, u, f"race-{u}"))
-                                     for u in users), return_exceptions=True)
-    assert sum(isinstance(r, Message) for r in results) == 1
-    assert sum(isinstance(r, SeqTaken) for r in results) == 3
+    results = await asyncio.gather(*(store.append(draft(room.id, 1, u, f"race-{i}-{u}"))
+                                     for store, u in zip(stores, users, strict=True)
+                                     for i in range(5)))
+    assert sorted(m.seq for m in results) == list(range(1, 21))
     assert await db_pool.fetchval("SELECT count(*) FROM messages WHERE room_id = $1",
-                                  room.id) == 1
-    await store.close()  # writes the positions behind the messages
-    assert await db_pool.fetchval("SELECT last_seq FROM rooms WHERE id = $1", room.id) == 1
+                                  room.id) == 20
+    for store in stores:
+        await store.close()  # writes the positions behind the messages
+    assert await db_pool.fetchval("SELECT last_seq FROM rooms WHERE id = $1", room.id) == 20
 
 
 async def test_direct_rooms_are_unique_per_pair_under_concurrency(db_pool: asyncpg.Pool) -> None:

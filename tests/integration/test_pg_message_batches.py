@@ -18,7 +18,7 @@ from actors.room import RoomActor, RoomPorts
 from actors.system import ActorSystem
 from protocols.chat import Message
 from protocols.ids import new_id
-from protocols.room_messages import SendMessage, SeqTaken
+from protocols.room_messages import SendMessage
 from storage.memory.chat_history import MemoryChatHistory
 from storage.postgres import message_batches
 from storage.postgres.chat import PostgresRoomStore
@@ -88,7 +88,7 @@ async def test_messages_appended_together_share_one_commit(db_pool: asyncpg.Pool
 
     results = await asyncio.gather(*(batcher.append(m) for m in messages))
 
-    assert results == [True] * 4
+    assert results == messages  # each stored as seq 1 of its room
     assert (batcher.batches, batcher.messages) == (1, 4)
     for room, message in zip(rooms, messages, strict=True):
         # Committed by the time append answered: visible on another connection.
@@ -117,34 +117,57 @@ async def test_a_streaming_batch_lingers_only_until_it_has_company(
         await eventually(lingering, 10, "the batch of the second message to wait for company")
         assert batcher.batches == 1 and not second.done()
         async with asyncio.timeout(10):  # ...until a second message is queued, not 60 s
-            assert await asyncio.gather(second, batcher.append(draft(room, 3, ann))) == \
-                [True, True]
+            stored_now = await asyncio.gather(second, batcher.append(draft(room, 3, ann)))
+        assert [m.seq for m in stored_now if m is not None] == [2, 3]
         assert (batcher.batches, batcher.messages) == (2, 3)
         assert await stored(db_pool, room) == [(1, "c1"), (2, "c2"), (3, "c3")]
     finally:
         await batcher.close()
 
 
-async def test_a_taken_seq_fails_only_its_own_message(db_pool: asyncpg.Pool,
-        batchers: Callable[[], MessageBatcher]) -> None:
+async def event_seqs(pool: asyncpg.Pool, message_ids: list[str]) -> list[int]:
+    """The seqs the outbox's `message.sent` events of these messages carry."""
+    rows = await pool.fetch(
+        "SELECT (e -> 'data' ->> 'seq')::bigint AS seq FROM outbox o, "
+        "jsonb_array_elements(o.envelope) e WHERE o.type = 'message.sent' "
+        "AND e -> 'data' ->> 'message_id' = ANY($1::text[]) ORDER BY 1", message_ids)
+    return [r["seq"] for r in rows]
+
+
+async def test_a_seq_taken_by_another_writer_meanwhile_goes_to_the_next_message(
+        db_pool: asyncpg.Pool, batchers: Callable[[], MessageBatcher]) -> None:
+    """Another activation of the room (another node, a view change) writes seq 2 while this
+    node's batch is computing the same: the batch fails on UNIQUE (room_id, seq), and its
+    messages, written one by one, take the next seqs; nothing fails, nothing has a gap."""
     users = await add_users(db_pool, 2)
     contested, other = await new_room(db_pool, users), await new_room(db_pool, users)
     batcher = batchers()
-    assert await batcher.append(draft(contested, 1, users[0], "first")) is True
-    # Another activation of `contested` also thinks seq 1 is next.
-    loser, bystander = draft(contested, 1, users[1], "second"), draft(other, 1, users[1])
+    assert (await batcher.append(draft(contested, 1, users[0], "first"))).seq == 1
+    async with db_pool.acquire() as elsewhere:
+        transaction = elsewhere.transaction()
+        await transaction.start()
+        await elsewhere.execute(
+            "INSERT INTO messages (id, room_id, seq, sender_id, client_id, text, kind, "
+            "created_at) VALUES ($1, $2, 2, $3, 'elsewhere', 'x', 'text', now())",
+            new_id(), contested, users[1])
+        mine, bystander = draft(contested, 2, users[1], "mine"), draft(other, 1, users[1])
+        appends = asyncio.gather(batcher.append(mine), batcher.append(bystander))
 
-    results = await asyncio.gather(batcher.append(loser), batcher.append(bystander),
-                                   return_exceptions=True)
+        async def blocked() -> bool:  # our statement waits for the other writer's row
+            return await db_pool.fetchval(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND wait_event_type = 'Lock' AND query LIKE '%INSERT INTO messages%'") > 0
 
-    assert isinstance(results[0], SeqTaken)
-    assert results[1] is True
-    assert await stored(db_pool, contested) == [(1, "first")]
+        await eventually(blocked, 10, "the batch to wait on the other writer's seq 2")
+        await transaction.commit()
+        results = await appends
+    assert [(m.id, m.seq) for m in results] == [(mine.id, 3), (bystander.id, 1)]
+    assert await stored(db_pool, contested) == [(1, "first"), (2, "elsewhere"), (3, "mine")]
     assert await stored(db_pool, other) == [(1, bystander.client_id)]
-    assert await outbox_count(db_pool, [loser.id]) == 0
-    assert await outbox_count(db_pool, [bystander.id]) == 1
+    assert await event_seqs(db_pool, [mine.id]) == [3]  # the event carries the seq given
+    assert await event_seqs(db_pool, [bystander.id]) == [1]
     await batcher.close()
-    assert await positions(db_pool, contested, users[1]) == (1, 0)  # the loser moved nothing
+    assert await positions(db_pool, contested, users[1]) == (3, 3)
     assert await positions(db_pool, other, users[1]) == (1, 1)
 
 
@@ -154,8 +177,8 @@ async def test_positions_follow_within_the_delay(db_pool: asyncpg.Pool,
     room = await new_room(db_pool, users)
     batcher = MessageBatcher(db_pool, positions_delay=0.05)
     try:
-        assert await batcher.append(draft(room, 1, users[1], "a")) is True
-        assert await batcher.append(draft(room, 2, users[1], "b")) is True
+        assert await batcher.append(draft(room, 1, users[1], "a")) is not None
+        assert await batcher.append(draft(room, 2, users[1], "b")) is not None
         # Written by the batcher's own timer, not by close(): poll until then (bounded).
         deadline = asyncio.get_running_loop().time() + 5.0
         while await positions(db_pool, room, users[1]) != (2, 2):
@@ -174,7 +197,7 @@ async def test_a_room_whose_positions_were_never_written_is_repaired_on_load(
     lost = MessageBatcher(db_pool, positions_delay=3600)  # its flush never comes in time
     try:
         for seq, sender in ((1, users[0]), (2, users[1]), (3, users[0])):
-            assert await lost.append(draft(room, seq, sender, f"m{seq}")) is True
+            assert (await lost.append(draft(room, seq, sender, f"m{seq}"))).seq == seq
         assert await positions(db_pool, room, users[0]) == (0, 0)
         view = await PostgresRoomDirectory(db_pool).room(room, users[1])
         assert view is not None and view.last_seq == 3 and view.unread_count == 1
@@ -203,7 +226,7 @@ async def test_a_message_breaking_a_constraint_fails_alone(db_pool: asyncpg.Pool
     results = await asyncio.gather(batcher.append(good), batcher.append(doomed),
                                    return_exceptions=True)
 
-    assert results[0] is True
+    assert results[0] == good
     assert isinstance(results[1], asyncpg.ForeignKeyViolationError)
     assert await stored(db_pool, room) == [(1, good.client_id)]
 
@@ -213,7 +236,7 @@ async def test_a_failed_batch_stores_and_acks_none_of_its_messages(
     users = await add_users(db_pool, 2)
     rooms = [await new_room(db_pool, users) for _ in range(3)]
     batcher = batchers()
-    assert await batcher.append(draft(rooms[0], 1, users[0], "warm-up")) is True
+    assert await batcher.append(draft(rooms[0], 1, users[0], "warm-up")) is not None
     # The batcher's connection dies under it (a Postgres restart, a proxy dropping it); so
     # do those of other batchers that wrote here lately, which changes nothing for them.
     killed = await db_pool.fetchval(
@@ -231,7 +254,8 @@ async def test_a_failed_batch_stores_and_acks_none_of_its_messages(
     assert [await stored(db_pool, r) for r in rooms] == [[(1, "warm-up")], [], []]
     assert await outbox_count(db_pool, [m.id for m in batch]) == 0
     # The next messages go through a fresh connection.
-    assert await asyncio.gather(*(batcher.append(m) for m in batch)) == [True] * 3
+    again = await asyncio.gather(*(batcher.append(m) for m in batch))
+    assert [m.seq for m in again if m is not None] == [2, 1, 1]
     assert [len(await stored(db_pool, r)) for r in rooms] == [2, 1, 1]
 
 

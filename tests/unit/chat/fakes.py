@@ -1,8 +1,9 @@
 """In-memory twins of the chat ports (actors/ports.py, server/chat/ports.py) for unit tests.
 
 They keep the contracts the Postgres adapters keep (tests/integration/test_pg_chat.py runs the
-same contract checks over both where it matters): unique (room, seq) raising SeqTaken, resends
-by client_id returning the first message, forward-only read positions.
+same contract checks over both where it matters): the store gives each message its room's
+next seq, resends by client_id return the first message (and take no seq), forward-only read
+positions.
 """
 
 from __future__ import annotations
@@ -12,9 +13,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+import msgspec
+
 from protocols.chat import Message, Room
 from protocols.ids import new_id
-from protocols.room_messages import RoomMember, RoomState, SeqTaken
+from protocols.room_messages import RoomMember, RoomState
 
 T0 = datetime(2020, 1, 1, tzinfo=UTC)  # before ManualClock's start
 
@@ -53,7 +56,8 @@ class ChatWorld:
 class MemoryRoomStore:
     """RoomStore in memory. `fail_next_append` makes the next append raise (after or before
     storing, to simulate a crash around the commit); `steal_next_seq` stores a foreign
-    message under the next seq first, as a second activation in a cluster would."""
+    message under the next seq first, as a second activation in a cluster would; `gate`,
+    when set, holds every append until it is set (messages in flight)."""
 
     def __init__(self, world: ChatWorld) -> None:
         self.world = world
@@ -61,6 +65,8 @@ class MemoryRoomStore:
         self.appends = 0
         self.fail_next_append: Literal["before", "after"] | None = None
         self.steal_next_seq = 0  # how many upcoming appends find their seq taken
+        self.gate: asyncio.Event | None = None
+        self._counted = asyncio.Condition()
 
     async def load(self, room_id: str) -> RoomState | None:
         self.loads += 1
@@ -80,24 +86,33 @@ class MemoryRoomStore:
             room.members[message.sender_id] = RoomMember(
                 user_id=member.user_id, role=member.role, last_read_seq=message.seq)
 
+    async def appends_reach(self, n: int) -> None:
+        """Wait until `n` appends have come in (held at the gate, or done)."""
+        async with self._counted:
+            await self._counted.wait_for(lambda: self.appends >= n)
+
     async def append(self, message: Message) -> Message:
         self.appends += 1
+        async with self._counted:
+            self._counted.notify_all()
         await asyncio.sleep(0)
+        if self.gate is not None:
+            await self.gate.wait()
         room = self.world.rooms[message.room_id]
         if self.fail_next_append == "before":
             self.fail_next_append = None
             raise ConnectionError("database went away before the commit")
         if self.steal_next_seq:
             self.steal_next_seq -= 1
-            thief = Message(id=f"stolen-{message.seq}", room_id=room.id, seq=message.seq,
-                            sender_id=message.sender_id, text="from another activation",
-                            client_id=f"other-{message.seq}", created_at=message.created_at)
-            self._store(room, thief)
+            seq = max(room.messages, default=0) + 1
+            self._store(room, Message(
+                id=f"stolen-{seq}", room_id=room.id, seq=seq, sender_id=message.sender_id,
+                text="from another activation", client_id=f"other-{seq}",
+                created_at=message.created_at))
         for stored in room.messages.values():
             if (stored.sender_id, stored.client_id) == (message.sender_id, message.client_id):
                 return stored
-        if message.seq in room.messages:
-            raise SeqTaken(room.id, message.seq)
+        message = msgspec.structs.replace(message, seq=max(room.messages, default=0) + 1)
         self._store(room, message)
         if self.fail_next_append == "after":
             self.fail_next_append = None

@@ -1,5 +1,6 @@
 """RoomActor with in-memory ports and a manual clock: sequence, idempotency, membership,
-typing, joins, read receipts, notifications, crashes and the (room, seq) fence."""
+typing, joins, read receipts, notifications, crashes, messages in flight (pipelined to the
+store) and a second activation's messages in between."""
 
 from __future__ import annotations
 
@@ -426,29 +427,76 @@ async def test_a_crash_before_the_commit_leaves_no_gap(rig: Rig) -> None:
     assert rig.stored_seqs(ref) == [1, 2]
 
 
-async def test_a_seq_taken_by_another_activation_is_retried_with_the_next(rig: Rig) -> None:
+async def test_a_message_of_another_activation_in_between_takes_its_own_seq(
+        rig: Rig) -> None:
     ann = users(1)[0]
     ref = rig.room([ann])
     await send(ref, ann, "c1")
     rig.store.steal_next_seq = 1  # a second activation writes seq 2 first
-    loads = rig.store.loads
     message = await send(ref, ann, "c2")
-    assert message.seq == 3 and rig.store.loads == loads + 1
+    assert message.seq == 3
     assert rig.stored_seqs(ref) == [1, 2, 3]
     assert rig.system.stats.restarts == 0
     assert (await send(ref, ann, "c3")).seq == 4
 
 
-async def test_conflicts_beyond_the_retries_restart_the_actor(rig: Rig) -> None:
+def pushed_seqs(rig: Rig) -> list[int]:
+    return [d["message"]["seq"] for _, e, d in rig.broadcaster.room_events
+            if e == "message:new"]
+
+
+async def test_messages_in_flight_do_not_hold_the_mailbox_and_finish_in_seq_order(
+        rig: Rig) -> None:
+    ann, bob = users(2)
+    ref = rig.room([ann, bob])
+    rig.store.gate = asyncio.Event()  # no append ends until it is set
+    sends = [asyncio.ensure_future(send(ref, user, f"c{i}"))
+             for i, user in enumerate([ann, bob, ann], 1)]
+    await rig.store.appends_reach(3)  # each went to the store before any was committed
+    # The mailbox still flows: a join is answered, with nothing in flight counted.
+    joined = await ref.ask(JoinRoom(user_id=bob, since_seq=0), timeout=5)
+    assert joined == JoinResult(last_seq=0, missed=[])
+    assert not any(s.done() for s in sends) and pushed_seqs(rig) == []
+    rig.store.gate.set()
+    messages = await asyncio.gather(*sends)
+    assert [m.seq for m in messages] == [1, 2, 3]
+    assert [m.client_id for m in messages] == ["c1", "c2", "c3"]
+    assert pushed_seqs(rig) == [1, 2, 3]
+    assert (await ref.ask(JoinRoom(user_id=bob, since_seq=3), timeout=5)).last_seq == 3
+
+
+async def test_a_resend_in_flight_takes_no_seq(rig: Rig) -> None:
     ann = users(1)[0]
     ref = rig.room([ann])
-    rig.store.steal_next_seq = RoomActor.SEQ_RETRIES + 1
-    with pytest.raises(ActorCrashed):
-        await send(ref, ann, "c1")
+    first = await send(ref, ann, "c1")
+    rig.store.gate = asyncio.Event()
+    resend, second = asyncio.ensure_future(send(ref, ann, "c1")), \
+        asyncio.ensure_future(send(ref, ann, "c2"))
+    await rig.store.appends_reach(3)
+    rig.store.gate.set()
+    assert await resend == first
+    assert (await second).seq == 2
+    assert rig.stored_seqs(ref) == [1, 2] and pushed_seqs(rig) == [1, 2]
+
+
+async def test_a_failed_append_fails_what_is_in_flight_and_resends_store_it_gapless(
+        rig: Rig) -> None:
+    ann, bob = users(2)
+    ref = rig.room([ann, bob])
+    rig.store.gate = asyncio.Event()
+    rig.store.fail_next_append = "before"  # the first append fails; the second commits
+    sends = [asyncio.ensure_future(send(ref, user, cid))
+             for user, cid in [(ann, "a1"), (bob, "b1")]]
+    await rig.store.appends_reach(2)
+    rig.store.gate.set()
+    results = await asyncio.gather(*sends, return_exceptions=True)
+    assert all(isinstance(r, ActorCrashed) for r in results), results
     assert rig.system.stats.restarts == 1
-    taken = RoomActor.SEQ_RETRIES + 1
-    assert (await send(ref, ann, "c1")).seq == taken + 1
-    assert rig.stored_seqs(ref) == list(range(1, taken + 2))
+    # b1 was committed (seq 1) but never pushed; its resend pushes it, a1's takes seq 2.
+    rig.store.gate = None
+    assert (await send(ref, bob, "b1")).seq == 1
+    assert (await send(ref, ann, "a1")).seq == 2
+    assert rig.stored_seqs(ref) == [1, 2] and pushed_seqs(rig) == [1, 2]
 
 
 async def test_passivation_and_reactivation_keep_the_sequence(rig: Rig) -> None:
