@@ -82,12 +82,13 @@ class ActorContext:
             promise.reject(error())
 
     def pipe_to_self(self, work: Awaitable[Any],
-                     to_message: Callable[[asyncio.Future[Any]], Any]) -> None:
+                     to_message: Callable[[asyncio.Future[Any]], Any]) -> asyncio.Future[Any]:
         """Run `work` beside the mailbox (in the caller's context: its trace); when it ends,
         this actor handles `to_message(the finished future)`, ahead of its mailbox. Piped
         outcomes are handled in the order their work ends. While work is piped the actor is
         not passivated, and when it moves to another node its activation retires only once
-        every outcome was handled, so what it started it also finishes."""
+        every outcome was handled, so what it started it also finishes. Returns the future
+        of `work` (to wait on, not to take the outcome from: that comes as the message)."""
         future = asyncio.ensure_future(work)
         self.pipes.add(future)
 
@@ -97,6 +98,7 @@ class ActorContext:
                 self.piped(to_message(finished))
 
         future.add_done_callback(done)
+        return future
 
     def stop_after(self) -> None:
         """Passivate this actor once the current message is handled and its mailbox is

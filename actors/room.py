@@ -92,7 +92,8 @@ class _Sending:
     draft: Message
     member: str | None  # who sent it; None: a system message
     answer: Promise
-    appended: asyncio.Future[Message] | None = field(default=None)  # once the append ended
+    append: asyncio.Future[Message] | None = None  # the store's append, piped
+    appended: asyncio.Future[Message] | None = field(default=None)  # once it ended
 
 
 @dataclass(slots=True, frozen=True)
@@ -110,6 +111,10 @@ class RoomActor(Actor):
     # Seconds a presence lookup is reused: going offline takes PRESENCE_GRACE_SECONDS (10 by
     # default) anyway, and a busy room then asks Redis once per 5 s rather than every second.
     PRESENCE_CACHE: ClassVar[float] = 5.0
+    # Appends of one room at the store at once: beyond, the actor waits for the oldest before
+    # it takes the next message, so a flood backs up in its mailbox (bounded) as it did when
+    # every message waited for its own commit.
+    MAX_APPENDING: ClassVar[int] = 64
 
     def __init__(self, key: str, context: ActorContext, ports: RoomPorts) -> None:
         super().__init__(key, context)
@@ -203,8 +208,9 @@ class RoomActor(Actor):
         if not 1 <= len(request.text) <= MAX_MESSAGE_CHARS or not request.client_id:
             raise Rejected(INVALID, f"text must be 1..{MAX_MESSAGE_CHARS} characters and "
                            "client_id non-empty")
-        self._submit(self._draft(request.user_id, request.text, request.client_id, "text"),
-                     request.user_id)
+        await self._submit(
+            self._draft(request.user_id, request.text, request.client_id, "text"),
+            request.user_id)
 
     async def _append_system(self, request: AppendSystemMessage) -> None:
         if self._room is None:
@@ -212,8 +218,8 @@ class RoomActor(Actor):
                 await self._load()
             if self._room is None:
                 raise Rejected(NOT_MEMBER, "No such room")
-        self._submit(self._draft(request.sender_id, request.text[:MAX_MESSAGE_CHARS],
-                                 request.client_id, "system"), None)
+        await self._submit(self._draft(request.sender_id, request.text[:MAX_MESSAGE_CHARS],
+                                       request.client_id, "system"), None)
 
     def _draft(self, sender_id: str, text: str, client_id: str,
                kind: Literal["text", "system"]) -> Message:
@@ -225,12 +231,15 @@ class RoomActor(Actor):
             kind=kind,
         )
 
-    def _submit(self, draft: Message, member: str | None) -> None:
+    async def _submit(self, draft: Message, member: str | None) -> None:
         """Hand `draft` to the store and answer the message in hand once it is finished."""
+        appending = [s.append for s in self._sending if s.append and not s.append.done()]
+        if len(appending) >= self.MAX_APPENDING:
+            await asyncio.wait(appending[:len(appending) - self.MAX_APPENDING + 1])
         sending = _Sending(draft, member, self.context.defer())
         self._sending.append(sending)
-        self.context.pipe_to_self(self._ports.store.append(draft),
-                                  lambda done: Appended(sending, done))
+        sending.append = self.context.pipe_to_self(self._ports.store.append(draft),
+                                                   lambda done: Appended(sending, done))
 
     async def _appended(self, appended: Appended) -> None:
         appended.sending.appended = appended.done

@@ -30,6 +30,7 @@ from protocols.room_messages import (
     SetTyping,
 )
 from storage.memory.chat_history import MemoryChatHistory
+from tests.support.polling import eventually
 from tests.unit.chat.fakes import (
     ChatWorld,
     FakePresence,
@@ -463,6 +464,27 @@ async def test_messages_in_flight_do_not_hold_the_mailbox_and_finish_in_seq_orde
     assert [m.client_id for m in messages] == ["c1", "c2", "c3"]
     assert pushed_seqs(rig) == [1, 2, 3]
     assert (await ref.ask(JoinRoom(user_id=bob, since_seq=3), timeout=5)).last_seq == 3
+
+
+async def test_a_flood_waits_for_the_oldest_appends_in_the_mailbox(
+        rig: Rig, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(RoomActor, "MAX_APPENDING", 2)
+    ann = users(1)[0]
+    ref = rig.room([ann])
+    rig.store.gate = asyncio.Event()
+    sends = [asyncio.ensure_future(send(ref, ann, f"c{i}")) for i in range(1, 4)]
+    join = asyncio.ensure_future(ref.ask(JoinRoom(user_id=ann, since_seq=0), timeout=5))
+
+    async def third_held() -> bool:  # c3 taken, waiting for c1; the join queued behind it
+        return rig.store.appends == 2 and \
+            rig.system.snapshot().mailbox_depth.get("RoomActor") == 1
+
+    await eventually(third_held, 5, "the third send to wait for the first two appends")
+    assert not join.done()
+    rig.store.gate.set()
+    assert [m.seq for m in await asyncio.gather(*sends)] == [1, 2, 3]
+    assert (await join).last_seq >= 2
+    assert rig.store.appends == 3
 
 
 async def test_a_resend_in_flight_takes_no_seq(rig: Rig) -> None:
