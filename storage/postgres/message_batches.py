@@ -199,7 +199,18 @@ class MessageBatcher:
     async def _connection(self) -> Any:
         if self._conn is None or self._conn.is_closed():
             await self._release()
-            self._conn = await self._pool.acquire()
+            conn = await self._pool.acquire()
+            try:
+                # Postgres plans a prepared statement afresh each time while it guesses a
+                # generic plan dearer than the custom ones, which it does for the batch
+                # statement (it cannot size the arrays): 0.4 ms of planning for 0.3 ms of
+                # work. The plan is the same for every batch. The pool's reset on release
+                # (RESET ALL) takes the setting back.
+                await conn.execute("SET plan_cache_mode = force_generic_plan")
+            except BaseException:
+                await self._pool.release(conn)
+                raise
+            self._conn = conn
         return self._conn
 
     async def _release(self) -> None:
