@@ -73,15 +73,17 @@ SEQ_RETRIES = 3  # tries of a message written alone that finds its seq taken mea
 # $1..$7: the messages, column by column (no seq: the statement gives it); $8..$10: their
 # `message.sent` envelopes (event id, key, JSON with a placeholder seq); $11, $12: the event's
 # topic and type; $13 the row's traceparent; $14 whether to wake the relays (NOTIFY_EVERY).
-# `fresh` drops resends; `numbered` gives the seqs (the correlated max reads the unique index
-# (room_id, seq) backwards: one index probe per message). The new messages' events go to the
-# outbox as ONE row (a JSON array, each event with its seq set; the relay publishes each with
-# its own key): a row per message cost an insert here and an update in the relay each. A row
-# has one traceparent: that of the batch's first message sent inside a trace (NULL with
-# tracing off); the other events of the batch are published in that trace too. The final
-# SELECT reads `wake` so that its pg_notify runs (a SELECT-only CTE runs only when
-# referenced), once per batch that stored anything; NOTIFY is delivered on commit.
-_APPEND_BATCH = f"""
+# `fresh` drops resends; `numbered` gives the seqs. Both probe `messages` once per message,
+# through its unique indexes (client key; (room_id, seq) read backwards), written as scalar
+# subqueries so that the planner cannot turn them into joins that read the whole table. The
+# new messages' events go to the outbox as ONE row (a JSON array, each event with its seq
+# set; the relay publishes each with its own key): a row per message cost an insert here and
+# an update in the relay each. A row has one traceparent: that of the batch's first message
+# sent inside a trace (NULL with tracing off); the other events of the batch are published in
+# that trace too. The final SELECT reads `wake` so that its pg_notify runs (a SELECT-only CTE
+# runs only when referenced), once per batch that stored anything; NOTIFY is delivered on
+# commit.
+APPEND_BATCH = f"""
 WITH input AS (
     SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[],
                          $6::text[], $7::timestamptz[], $8::uuid[], $9::text[], $10::text[])
@@ -90,13 +92,13 @@ WITH input AS (
               event_id, event_key, event, ord)
 ), fresh AS (
     SELECT DISTINCT ON (i.room_id, i.sender_id, i.client_id) i.* FROM input i
-    WHERE NOT EXISTS (
-        SELECT 1 FROM messages m
-        WHERE m.room_id = i.room_id AND m.sender_id = i.sender_id
-          AND m.client_id = i.client_id)
+    WHERE (SELECT 1 FROM messages m
+           WHERE m.room_id = i.room_id AND m.sender_id = i.sender_id
+             AND m.client_id = i.client_id LIMIT 1) IS NULL
     ORDER BY i.room_id, i.sender_id, i.client_id, i.ord
 ), numbered AS (
-    SELECT f.*, COALESCE((SELECT max(m.seq) FROM messages m WHERE m.room_id = f.room_id), 0)
+    SELECT f.*, COALESCE((SELECT m.seq FROM messages m WHERE m.room_id = f.room_id
+                          ORDER BY m.seq DESC LIMIT 1), 0)
                 + row_number() OVER (PARTITION BY f.room_id ORDER BY f.ord) AS seq
     FROM fresh f
 ), msg AS (
@@ -117,6 +119,12 @@ WITH input AS (
 )
 SELECT id, seq FROM msg WHERE (SELECT count(*) FROM wake) >= 0
 """
+# For the batcher's connection. The batch statement's probes of `messages` (resend? the
+# room's last seq?) must be index probes whatever the planner thinks of the table's size: a
+# plan made while it was small (a new database) scanned it, ever slower as it grew (12 ms per
+# batch at 36,000 rows). One plan serves every batch: planning it afresh each time cost more
+# than running it. RESET ALL, when the pool takes the connection back, undoes both.
+CONNECTION_SETUP = "SET enable_seqscan = off; SET plan_cache_mode = force_generic_plan"
 _encode = msgspec.json.Encoder().encode
 
 
@@ -201,12 +209,7 @@ class MessageBatcher:
             await self._release()
             conn = await self._pool.acquire()
             try:
-                # Postgres plans a prepared statement afresh each time while it guesses a
-                # generic plan dearer than the custom ones, which it does for the batch
-                # statement (it cannot size the arrays): 0.4 ms of planning for 0.3 ms of
-                # work. The plan is the same for every batch. The pool's reset on release
-                # (RESET ALL) takes the setting back.
-                await conn.execute("SET plan_cache_mode = force_generic_plan")
+                await conn.execute(CONNECTION_SETUP)
             except BaseException:
                 await self._pool.release(conn)
                 raise
@@ -344,7 +347,7 @@ class MessageBatcher:
         now = asyncio.get_running_loop().time()
         wake = self._notified_at is None or now - self._notified_at >= self._notify_every
         rows = await conn.fetch(
-            _APPEND_BATCH,
+            APPEND_BATCH,
             [m.id for m in messages], [m.room_id for m in messages],
             [m.sender_id for m in messages], [m.client_id for m in messages],
             [m.text for m in messages], [m.kind for m in messages],

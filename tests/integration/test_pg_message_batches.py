@@ -24,8 +24,10 @@ from storage.postgres import message_batches
 from storage.postgres.chat import PostgresRoomStore
 from storage.postgres.chat_rooms import PostgresRoomDirectory
 from storage.postgres.message_batches import MessageBatcher
+from storage.postgres.migrate import migrate
 from storage.postgres.outbox import OUTBOX_CHANNEL
 from tests.integration.test_pg_chat import add_users, draft
+from tests.support.databases import create_database, drop_database
 from tests.support.polling import eventually
 from tests.unit.chat.fakes import (
     FakePresence,
@@ -359,3 +361,27 @@ async def test_a_batch_soon_after_a_notified_one_does_not_notify(
     finally:
         await batcher.close()
         await listener.close()
+
+
+async def test_the_batch_statement_probes_messages_by_index_whatever_its_size(
+        admin_pg_dsn: str) -> None:
+    """The plan the batcher's connection keeps for the statement (a generic one, made once)
+    reads `messages` only through its indexes, also when it is made in a new database whose
+    table the planner knows to be (nearly) empty and would rather scan: that plan grew slower
+    with every message."""
+    dsn = await create_database(admin_pg_dsn)
+    conn = await asyncpg.connect(dsn)
+    try:
+        await migrate(conn)
+        await conn.execute("ANALYZE messages")  # as autovacuum does early: "it is empty"
+        await conn.execute(message_batches.CONNECTION_SETUP)
+        await conn.execute(f"PREPARE append_batch AS {message_batches.APPEND_BATCH}")
+        plan = "\n".join(r[0] for r in await conn.fetch(
+            "EXPLAIN EXECUTE append_batch('{}', '{}', '{}', '{}', '{}', '{}', '{}', '{}', "
+            "'{}', '{}', 'topic', 'type', NULL, false)"))
+    finally:
+        await conn.close()
+        await drop_database(admin_pg_dsn, dsn)
+    assert "using messages_client_key on messages" in plan, plan
+    assert "Backward using messages_room_seq_key on messages" in plan, plan
+    assert "Seq Scan on messages" not in plan, plan
