@@ -113,6 +113,7 @@ class Activation:
         # Outcomes of work the actor piped to itself (context.pipe_to_self), to handle
         # before the mailbox's next message.
         self.outcomes: collections.deque[Any] = collections.deque()
+        self._waiting: asyncio.Future[None] | None = None  # the drain task, for either
         self.stopped = False
         context.piped = self._piped
 
@@ -137,6 +138,10 @@ class Activation:
         if self.idle_timer is not None:
             self.idle_timer.cancel()
             self.idle_timer = None
+        waiting = self._waiting
+        if waiting is not None and not waiting.done():
+            waiting.set_result(None)  # the drain task waits for work piped: here is more
+            return
         if self.task is None or self.task.done():
             tracer = self.system.tracer
             if tracer is None:
@@ -153,16 +158,25 @@ class Activation:
             if self.outcomes:  # what the actor started, it finishes first (and when moving)
                 await self._handle(Envelope(self.outcomes.popleft()))
                 continue
-            if self.moving or self.mailbox.empty():
+            if not self.moving and not self.mailbox.empty():
+                envelope = self.mailbox.get_nowait()
+                await self._handle(envelope)
+                self.system.stats.processed += 1
+                continue
+            if not self.context.pipes:
                 break
-            envelope = self.mailbox.get_nowait()
-            await self._handle(envelope)
-            self.system.stats.processed += 1
-        if not self.moving:
-            self.system._went_idle(self)
-        elif not self.piping:
+            # Work piped is still running: wait for its outcome (or new mail) here rather
+            # than end and have a new task started for it, a task per message more.
+            self._waiting = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiting
+            finally:
+                self._waiting = None
+        # Nothing piped is left (the loop ends only then), so a moved activation can go.
+        if self.moving:
             self.system._retire(self)
-        # else: moving with work piped; its last outcome wakes this task again, to retire.
+        else:
+            self.system._went_idle(self)
 
     def take_all(self) -> list[Envelope]:
         """Empty the mailbox (a retiring activation forwards what it had not handled)."""
