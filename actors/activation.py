@@ -112,7 +112,7 @@ class Activation:
         self._predecessor = predecessor
         # Outcomes of work the actor piped to itself (context.pipe_to_self), to handle
         # before the mailbox's next message.
-        self.outcomes: collections.deque[Any] = collections.deque()
+        self.outcomes: collections.deque[Any] | None = None  # made on first use
         self._waiting: asyncio.Future[None] | None = None  # the drain task, for either
         self.stopped = False
         context.piped = self._piped
@@ -130,6 +130,8 @@ class Activation:
     def _piped(self, message: Any) -> None:
         if self.stopped:
             return  # on_stop ran: nothing is left to hand it to
+        if self.outcomes is None:
+            self.outcomes = collections.deque()
         self.outcomes.append(message)
         self.wake()
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
@@ -62,23 +62,32 @@ class ActorContext:
         # actor took it over (defer).
         self.in_hand: asyncio.Future[Any] | None = None
         self.deferred = False
-        self._promises: set[Promise] = set()  # deferred, not answered yet
-        self.pipes: set[asyncio.Future[Any]] = set()  # piped awaitables not done yet
+        # Made on first use: most actors never defer nor pipe, and an idle actor must stay
+        # small (a connection's UserActor is one).
+        self._promises: set[Promise] | None = None  # deferred, not answered yet
+        self._pipes: set[asyncio.Future[Any]] | None = None  # piped work not done yet
         # Set by the activation: queues a piped outcome for this actor.
         self.piped: Callable[[Any], None] | None = None
+
+    @property
+    def pipes(self) -> Collection[asyncio.Future[Any]]:
+        """The work piped to this actor and still running."""
+        return self._pipes or ()
 
     def defer(self) -> Promise:
         """Answer the message in hand later, through the Promise returned, instead of with
         `receive`'s return value. Unanswered promises are rejected with ActorCrashed when the
         actor crashes, and with ActorStopped when its activation stops."""
         self.deferred = True
+        if self._promises is None:
+            self._promises = set()
         promise = Promise(self.in_hand, self._promises)
         self._promises.add(promise)
         return promise
 
     def reject_promises(self, error: Callable[[], BaseException]) -> None:
         """Reject every promise not answered yet, each with an exception of its own."""
-        for promise in list(self._promises):
+        for promise in list(self._promises or ()):
             promise.reject(error())
 
     def pipe_to_self(self, work: Awaitable[Any],
@@ -90,10 +99,13 @@ class ActorContext:
         every outcome was handled, so what it started it also finishes. Returns the future
         of `work` (to wait on, not to take the outcome from: that comes as the message)."""
         future = asyncio.ensure_future(work)
-        self.pipes.add(future)
+        if self._pipes is None:
+            self._pipes = set()
+        pipes = self._pipes
+        pipes.add(future)
 
         def done(finished: asyncio.Future[Any]) -> None:
-            self.pipes.discard(finished)
+            pipes.discard(finished)
             if self.piped is not None:
                 self.piped(to_message(finished))
 
