@@ -31,7 +31,7 @@ def test_what_startup_made_is_frozen_and_what_comes_after_is_collected() -> None
     startup = Node()
     alive_since_startup = weakref.ref(startup)
     try:
-        assert freeze_startup() == gc.get_freeze_count() > 0
+        assert freeze_startup() > 0
         later = Node()
         collected_later = weakref.ref(later)
         del startup, later
