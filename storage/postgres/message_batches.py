@@ -68,7 +68,10 @@ IDLE_RELEASE = 0.25  # seconds without messages before the connection goes back 
 # poll interval finds it), so it need not notify again. Delay only: no event is left behind.
 NOTIFY_EVERY = 0.05
 MAX_FLUSH_PAUSE = 5.0  # seconds between two tries to write the positions while Postgres fails
-SEQ_RETRIES = 3  # tries of a message written alone that finds its seq taken meanwhile
+# Tries of a message written alone that finds its seq taken meanwhile. Each failure means
+# another writer of the room committed a message, so this bounds how many of theirs may go
+# first, not a spin: two activations of a room during a view change need one or two.
+SEQ_RETRIES = 20
 
 # $1..$7: the messages, column by column (no seq: the statement gives it); $8..$10: their
 # `message.sent` envelopes (event id, key, JSON with a placeholder seq); $11, $12: the event's
