@@ -4,6 +4,7 @@ await "the next `message:new` whose seq is 3" with a deadline instead of sleepin
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from collections.abc import Callable
@@ -55,6 +56,7 @@ class Live:
         @client.event
         async def disconnect(reason: Any = None) -> None:
             live.disconnected.set()
+            live._changed.set()
 
         await client.connect(base_url, auth={"token": token}, transports=["websocket"],
                              wait_timeout=DEADLINE)
@@ -85,6 +87,15 @@ class Live:
                       *, timeout: float = DEADLINE) -> list[Any]:
         async with asyncio.timeout(timeout):
             return [await self.expect(event, where, timeout=timeout) for _ in range(count)]
+
+    async def arrivals_beyond(self, count: int, timeout: float) -> None:
+        """Until more than `count` events have arrived or the socket dropped, `timeout`
+        seconds at most (returns either way: the caller looks at what it has)."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                while len(self.received) <= count and not self.disconnected.is_set():
+                    self._changed.clear()
+                    await self._changed.wait()
 
     def seen(self, event: str, where: Callable[[Any], bool] = lambda _: True) -> list[Any]:
         return [data for name, data in self.received if name == event and where(data)]

@@ -315,13 +315,16 @@ class ChatClient:
         """Wait until the last seq `n` arrived; then fill any gap with since_seq. Returns the
         number of seqs that had to be filled that way."""
         end = time.monotonic() + deadline
-        while self.max_seen() < n:
+        while True:
+            arrived = len(self.live.received)  # before the scan: what comes later wakes us
+            if self.max_seen() >= n:
+                break
             if self.session.gone:
                 await self.reconnect()
                 continue
             if time.monotonic() > end:
                 break  # let the repair below (and the checks after it) tell what is missing
-            await asyncio.sleep(0.05)
+            await self.live.arrivals_beyond(arrived, end - time.monotonic())
         filled = 0
         if self.watermark() < n:
             before = set(self.messages)

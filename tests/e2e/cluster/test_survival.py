@@ -23,7 +23,8 @@ from tests.e2e.cluster.clients import ChatClient, Rest, create_group, new_users
 from tests.e2e.cluster.conftest import MakeCluster
 from tests.e2e.cluster.history_checks import check_history, late_pushes
 from tests.e2e.live import Account, Live
-from tests.support.cluster import POLL, HubbubCluster
+from tests.support.cluster import HubbubCluster
+from tests.support.polling import eventually
 
 MEMBERS_PER_NODE = 2
 VIEW_DROP_BOUND = 5.0  # the cluster's promise: a dead node leaves every view within 5 s
@@ -59,15 +60,17 @@ async def chat_room(cluster: HubbubCluster, rest: Rest,
 async def wait_acked(clients: list[ChatClient], at_least: int, senders: list[asyncio.Task[Any]],
                      deadline: float = 30.0) -> None:
     """Until the clients together hold `at_least` acks (a sender failing ends it early)."""
-    end = time.monotonic() + deadline
-    while sum(len(c.acked) for c in clients) < at_least:
+
+    async def enough() -> bool:
         for task in senders:
             if task.done():
                 task.result()  # raises what went wrong
-        if time.monotonic() > end:
-            raise TimeoutError(f"fewer than {at_least} acks after {deadline}s: "
-                               f"{[dict(c.errors) for c in clients]}")
-        await asyncio.sleep(POLL)
+        return sum(len(c.acked) for c in clients) >= at_least
+
+    try:
+        await eventually(enough, deadline, f"{at_least} acks")
+    except TimeoutError as exc:
+        raise TimeoutError(f"{exc}; errors: {[dict(c.errors) for c in clients]}") from None
 
 
 async def verify_chat(cluster: HubbubCluster, room: str, clients: list[ChatClient],
@@ -115,17 +118,22 @@ async def view_drop_times(cluster: HubbubCluster, dead: str, since: float,
     lists `dead`."""
     pending = set(cluster.up if nodes is None else nodes)
     times: dict[int, float] = {}
-    while pending:
+
+    async def all_dropped() -> bool:  # a view is only seen by asking /info
         views = await cluster.views(pending)
         now = time.monotonic()
         for i, view in views.items():
             if dead not in view["nodes"]:
                 times[i] = now - since
                 pending.discard(i)
-        if pending and now - since > deadline:
-            raise AssertionError(f"{dead} still in the view of {sorted(pending)} after "
-                                 f"{deadline}s: {views}")
-        await asyncio.sleep(POLL)
+        return not pending
+
+    try:
+        await eventually(all_dropped, deadline - (time.monotonic() - since),
+                         f"{dead} to leave every view")
+    except TimeoutError:
+        raise AssertionError(f"{dead} still in the view of {sorted(pending)} after "
+                             f"{deadline}s") from None
     return times
 
 
