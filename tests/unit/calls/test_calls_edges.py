@@ -17,7 +17,7 @@ from protocols.room_messages import AppendSystemMessage, SendMessage
 from server.calls.service import ice_servers, summary, turn_credentials, visible_call
 from server.config import load_settings
 from server.http.problems import NotFound
-from tests.unit.chat.test_room_actor import Rig
+from tests.unit.chat.room_rig import Rig
 
 A, B = "0190a0b0-0000-7000-8000-0000000000a1", "0190a0b0-0000-7000-8000-0000000000a2"
 T0 = datetime(2024, 1, 1, tzinfo=UTC)

@@ -1,23 +1,15 @@
 """RoomActor with in-memory ports and a manual clock: sequence, idempotency, membership,
-typing, joins, read receipts, notifications, crashes, messages in flight (pipelined to the
-store) and a second activation's messages in between."""
+typing, joins, read receipts, notifications, crashes and a second activation's messages in
+between. Messages in flight: test_room_pipelining.py."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
-from typing import Any
 
 import pytest
-import pytest_asyncio
 
-from actors.actor import ActorContext
-from actors.clock import ManualClock
 from actors.errors import ActorCrashed, Rejected
-from actors.ref import ActorRef
-from actors.room import RoomActor, RoomPorts
-from actors.system import ActorSystem
+from actors.room import RoomActor
 from protocols.chat import Message
 from protocols.ids import new_id
 from protocols.room_messages import (
@@ -29,16 +21,9 @@ from protocols.room_messages import (
     SendMessage,
     SetTyping,
 )
-from storage.memory.chat_history import MemoryChatHistory
-from tests.support.polling import eventually
-from tests.unit.chat.fakes import (
-    ChatWorld,
-    FakePresence,
-    MemoryRoomStore,
-    RecordingBroadcaster,
-    RecordingNotifier,
-    RecordingRoomSockets,
-)
+from tests.unit.chat.room_rig import Rig, rig, send, users
+
+__all__ = ["rig"]  # the fixture
 
 
 class HoleyHistory:
@@ -55,57 +40,6 @@ class HoleyHistory:
     async def after(self, room_id: str, after_seq: int, limit: int) -> list[Message]:
         self.reads += 1
         return [m for m in self.cached if m.seq > after_seq][:limit]
-
-
-@dataclass
-class Rig:
-    world: ChatWorld = field(default_factory=ChatWorld)
-    clock: ManualClock = field(default_factory=ManualClock)
-    broadcaster: RecordingBroadcaster = field(default_factory=RecordingBroadcaster)
-    presence: FakePresence = field(default_factory=FakePresence)
-    notifier: RecordingNotifier = field(default_factory=RecordingNotifier)
-    sockets: RecordingRoomSockets = field(default_factory=RecordingRoomSockets)
-    history: Any = None
-    actor_class: type[RoomActor] = RoomActor
-    instances: list[RoomActor] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        self.store = MemoryRoomStore(self.world)
-        if self.history is None:
-            self.history = MemoryChatHistory(clock=self.clock.time)
-        self.system = ActorSystem(clock=self.clock)
-
-        def factory(key: str, context: ActorContext) -> RoomActor:
-            actor = self.actor_class(key, context, RoomPorts(
-                store=self.store, history=self.history, broadcaster=self.broadcaster,
-                presence=self.presence, notifier=self.notifier, sockets=self.sockets))
-            self.instances.append(actor)
-            return actor
-
-        self.system.register(self.actor_class, factory)
-
-    def room(self, members: list[str], owner: str | None = None) -> ActorRef:
-        room_id = new_id()
-        self.world.add_room(room_id, members, owner=owner)
-        return self.system.ref(self.actor_class, room_id)
-
-    def stored_seqs(self, ref: ActorRef) -> list[int]:
-        return sorted(self.world.rooms[ref.key].messages)
-
-
-@pytest_asyncio.fixture
-async def rig() -> AsyncIterator[Rig]:
-    rig = Rig()
-    yield rig
-    await rig.system.stop()
-
-
-def users(n: int) -> list[str]:
-    return [new_id() for _ in range(n)]
-
-
-async def send(ref: ActorRef, user: str, client_id: str, text: str = "hi") -> Message:
-    return await ref.ask(SendMessage(user_id=user, client_id=client_id, text=text), timeout=5)
 
 
 # -- sequence ---------------------------------------------------------------------------------
@@ -439,86 +373,6 @@ async def test_a_message_of_another_activation_in_between_takes_its_own_seq(
     assert rig.stored_seqs(ref) == [1, 2, 3]
     assert rig.system.stats.restarts == 0
     assert (await send(ref, ann, "c3")).seq == 4
-
-
-def pushed_seqs(rig: Rig) -> list[int]:
-    return [d["message"]["seq"] for _, e, d in rig.broadcaster.room_events
-            if e == "message:new"]
-
-
-async def test_messages_in_flight_do_not_hold_the_mailbox_and_finish_in_seq_order(
-        rig: Rig) -> None:
-    ann, bob = users(2)
-    ref = rig.room([ann, bob])
-    rig.store.gate = asyncio.Event()  # no append ends until it is set
-    sends = [asyncio.ensure_future(send(ref, user, f"c{i}"))
-             for i, user in enumerate([ann, bob, ann], 1)]
-    await rig.store.appends_reach(3)  # each went to the store before any was committed
-    # The mailbox still flows: a join is answered, with nothing in flight counted.
-    joined = await ref.ask(JoinRoom(user_id=bob, since_seq=0), timeout=5)
-    assert joined == JoinResult(last_seq=0, missed=[])
-    assert not any(s.done() for s in sends) and pushed_seqs(rig) == []
-    rig.store.gate.set()
-    messages = await asyncio.gather(*sends)
-    assert [m.seq for m in messages] == [1, 2, 3]
-    assert [m.client_id for m in messages] == ["c1", "c2", "c3"]
-    assert pushed_seqs(rig) == [1, 2, 3]
-    assert (await ref.ask(JoinRoom(user_id=bob, since_seq=3), timeout=5)).last_seq == 3
-
-
-async def test_a_flood_waits_for_the_oldest_appends_in_the_mailbox(
-        rig: Rig, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(RoomActor, "MAX_APPENDING", 2)
-    ann = users(1)[0]
-    ref = rig.room([ann])
-    rig.store.gate = asyncio.Event()
-    sends = [asyncio.ensure_future(send(ref, ann, f"c{i}")) for i in range(1, 4)]
-    join = asyncio.ensure_future(ref.ask(JoinRoom(user_id=ann, since_seq=0), timeout=5))
-
-    async def third_held() -> bool:  # c3 taken, waiting for c1; the join queued behind it
-        return rig.store.appends == 2 and \
-            rig.system.snapshot().mailbox_depth.get("RoomActor") == 1
-
-    await eventually(third_held, 5, "the third send to wait for the first two appends")
-    assert not join.done()
-    rig.store.gate.set()
-    assert [m.seq for m in await asyncio.gather(*sends)] == [1, 2, 3]
-    assert (await join).last_seq >= 2
-    assert rig.store.appends == 3
-
-
-async def test_a_resend_in_flight_takes_no_seq(rig: Rig) -> None:
-    ann = users(1)[0]
-    ref = rig.room([ann])
-    first = await send(ref, ann, "c1")
-    rig.store.gate = asyncio.Event()
-    resend, second = asyncio.ensure_future(send(ref, ann, "c1")), \
-        asyncio.ensure_future(send(ref, ann, "c2"))
-    await rig.store.appends_reach(3)
-    rig.store.gate.set()
-    assert await resend == first
-    assert (await second).seq == 2
-    assert rig.stored_seqs(ref) == [1, 2] and pushed_seqs(rig) == [1, 2]
-
-
-async def test_a_failed_append_fails_what_is_in_flight_and_resends_store_it_gapless(
-        rig: Rig) -> None:
-    ann, bob = users(2)
-    ref = rig.room([ann, bob])
-    rig.store.gate = asyncio.Event()
-    rig.store.fail_next_append = "before"  # the first append fails; the second commits
-    sends = [asyncio.ensure_future(send(ref, user, cid))
-             for user, cid in [(ann, "a1"), (bob, "b1")]]
-    await rig.store.appends_reach(2)
-    rig.store.gate.set()
-    results = await asyncio.gather(*sends, return_exceptions=True)
-    assert all(isinstance(r, ActorCrashed) for r in results), results
-    assert rig.system.stats.restarts == 1
-    # b1 was committed (seq 1) but never pushed; its resend pushes it, a1's takes seq 2.
-    rig.store.gate = None
-    assert (await send(ref, bob, "b1")).seq == 1
-    assert (await send(ref, ann, "a1")).seq == 2
-    assert rig.stored_seqs(ref) == [1, 2] and pushed_seqs(rig) == [1, 2]
 
 
 async def test_passivation_and_reactivation_keep_the_sequence(rig: Rig) -> None:

@@ -9,7 +9,7 @@ from actors.errors import Rejected
 from actors.room import RoomActor
 from protocols.ids import new_id
 from protocols.room_messages import JoinRoom, MarkRead, SendMessage
-from tests.unit.chat.test_room_actor import Rig, rig, send, users
+from tests.unit.chat.room_rig import Rig, rig, send, users
 
 __all__ = ["rig"]  # the fixture
 
