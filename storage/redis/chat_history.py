@@ -13,10 +13,11 @@ one call per message cost redis-py's packing, parsing and timeout per call, a fi
 message's server CPU. Several keys in one call need a single Redis (not Redis Cluster), as
 the session records' script does.
 
-An append answers once its call is written, not once Redis has answered: with the
+An append answers once its call is queued, not once Redis has answered: with the
 multiplexed client (storage/redis/multiplexed.py, what `create_redis` builds for TCP) the
-call goes to the kernel at the end of the turn (`send_now`), ahead of every later command of
-the node, the room's publish to other nodes and any `after` included. A RoomActor caches a
+call joins the connection's next write (`send_now`), which the loop runs before the caller
+resumes, ahead of every later command of the node, the room's publish to other nodes and any
+`after` included. A RoomActor caches a
 message before it pushes it, so its push no longer waits a round trip (it was most of the
 time between a commit and the push), and what it pushed is still in the history unless Redis
 failed the call (the one case that was already possible: a failure is logged and counted,
@@ -148,8 +149,8 @@ class RedisChatHistory:
         task.add_done_callback(self._writing.discard)
 
     def _send_now(self, batch: list[_Append]) -> bool:
-        """Write the call now and answer its appends; False when that cannot be done (not
-        the multiplexed client, or no connection up: `_write` connects and awaits)."""
+        """Queue the call and answer its appends; False when that cannot be done (not the
+        multiplexed client, or no connection up: `_write` connects and awaits)."""
         if not isinstance(self._client, MultiplexedRedis):
             return False
         keys, args = _call_args(batch)

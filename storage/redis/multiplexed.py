@@ -90,10 +90,6 @@ class _Protocol(asyncio.Protocol):
         if outgoing and self.transport is not None and self.lost is None:
             self.transport.write(b"".join(outgoing))
 
-    def flush(self) -> None:
-        """Write what is queued now rather than at the end of the loop turn."""
-        self._write()
-
     def data_received(self, data: bytes) -> None:
         self._reader.feed(data)
         waiting = self._waiting
@@ -198,17 +194,16 @@ class MultiplexedRedis(redis.Redis):
         return list(await asyncio.gather(*futures, return_exceptions=True))
 
     def send_now(self, *args: Any) -> asyncio.Future[Any] | None:
-        """Write a plain command at once, with whatever this loop turn queued before it, and
-        return the future of its raw reply (no response callback); None when no connection is
-        up (then use the awaitable path, which connects). Whoever goes on without awaiting
-        the reply knows the command is in the kernel's hands, ahead of every later command
-        of this client (storage/redis/chat_history.py: cached before pushed)."""
+        """Queue a plain command without waiting, and return the future of its raw reply (no
+        response callback); None when no connection is up (then use the awaitable path,
+        which connects). The connection's write is already scheduled, and the loop runs
+        callbacks in the order they were scheduled: whatever this call wakes (a future it
+        resolves after) runs once the command is in the kernel's hands, ahead of every later
+        command of this client (storage/redis/chat_history.py: cached before pushed)."""
         protocol = self._protocol
         if protocol is None or protocol.lost is not None:
             return None
-        future = protocol.send(self._pack(args))
-        protocol.flush()
-        return future
+        return protocol.send(self._pack(args))
 
     def _pack(self, args: tuple[Any, ...]) -> bytes:
         return pack_command(args)

@@ -167,7 +167,7 @@ async def test_redis_appends_survive_a_script_flush(
     assert history.failures == 0
 
 
-async def test_multiplexed_appends_of_one_loop_turn_are_one_call_written_at_once(
+async def test_multiplexed_appends_of_one_loop_turn_are_one_call_sent_without_waiting(
         mux: MultiplexedRedis, clean_redis_prefix: str,
         monkeypatch: pytest.MonkeyPatch) -> None:
     history = RedisChatHistory(mux, clean_redis_prefix, clock=FakeClock())
