@@ -32,7 +32,7 @@ import asyncio
 import collections
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Literal
 
@@ -93,7 +93,6 @@ class _Sending:
     member: str | None  # who sent it; None: a system message
     answer: Promise
     append: asyncio.Future[Message] | None = None  # the store's append, piped
-    appended: asyncio.Future[Message] | None = field(default=None)  # once it ended
 
 
 @dataclass(slots=True, frozen=True)
@@ -101,7 +100,6 @@ class Appended:
     """The actor's own message (piped): the store answered the append of `sending`."""
 
     sending: _Sending
-    done: asyncio.Future[Message]
 
 
 class RoomActor(Actor):
@@ -239,18 +237,19 @@ class RoomActor(Actor):
         sending = _Sending(draft, member, self.context.defer())
         self._sending.append(sending)
         sending.append = self.context.pipe_to_self(self._ports.store.append(draft),
-                                                   lambda done: Appended(sending, done))
+                                                   lambda _: Appended(sending))
 
     async def _appended(self, appended: Appended) -> None:
-        appended.sending.appended = appended.done
-        if not self._sending or all(s is not appended.sending for s in self._sending):
-            return  # sent by an instance that crashed since: its asker was answered
+        if all(s is not appended.sending for s in self._sending):
+            # Finished already (with an earlier one), or sent by an instance that crashed
+            # since (its asker was answered then).
+            return
         # Appends end in the order they were made, but a resend's ends later (it reads the
         # first message back): finish in send order, which is seq order.
-        while self._sending and self._sending[0].appended is not None:
+        while self._sending and (append := self._sending[0].append) is not None \
+                and append.done():
             sending = self._sending.popleft()
-            assert sending.appended is not None
-            stored = sending.appended.result()  # a failed append crashes the actor
+            stored = append.result()  # a failed append crashes the actor
             sending.answer.resolve(await self._finish(sending, stored))
 
     async def _finish(self, sending: _Sending, stored: Message) -> Message:
