@@ -36,8 +36,29 @@ def user_room(user_id: str) -> str:
     return USER_ROOM_PREFIX + user_id
 
 
+_WATCHERS = "presence:"
+
+
 def watchers_of(user_id: str) -> str:
-    return f"presence:{user_id}"
+    return _WATCHERS + user_id
+
+
+def channel_key(room: object) -> str | None:
+    """The key under which emits to a Socket.IO room cross nodes on the room channels
+    (storage/redis/room_channels.py), which reach only the nodes holding a socket in the room:
+    a chat room's id, or a presence watchers' room's name. None: python-socketio's one
+    channel, which every node reads (user rooms, a socket's own room)."""
+    if isinstance(room, str):
+        if room.startswith(_ROOM):
+            return room[len(_ROOM):]
+        if room.startswith(_WATCHERS):
+            return room
+    return None
+
+
+def room_of_key(key: str) -> str:
+    """The Socket.IO room of a `channel_key` (chat room ids hold no colon)."""
+    return key if key.startswith(_WATCHERS) else room_of(key)
 
 
 class SocketIOBroadcaster:

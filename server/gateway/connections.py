@@ -57,6 +57,11 @@ class Connection:
             self._watching = set()
         return self._watching
 
+    def take_watching(self) -> frozenset[str] | set[str]:
+        """The users it watched, forgotten (the socket is gone)."""
+        watching, self._watching = self._watching, None
+        return watching or frozenset()
+
     @property
     def calls(self) -> set[str]:
         """Calls it invited or accepted (CallActor)."""

@@ -38,7 +38,7 @@ from bidict import ValueDuplicationError, bidict
 from socketio import AsyncManager, AsyncRedisManager
 from socketio.base_manager import BaseManager
 
-from server.gateway.broadcaster import USER_ROOM_PREFIX, room_id_of
+from server.gateway.broadcaster import USER_ROOM_PREFIX, channel_key
 from server.gateway.direct import message_frame
 from server.gateway.json_codec import holds_binary
 from server.gateway.ports import RoomChannels
@@ -292,8 +292,8 @@ class LocalManager(FastEmit, IndexedRooms):
 
 class RedisManager(AsyncRedisManager, FastEmit, IndexedRooms):
     """python-socketio's Redis manager, with the per-socket room index. Emits to a chat room
-    go to the room's own channel when `room_channels` is set (server/gateway/setup.py):
-    only nodes holding sockets of the room receive them."""
+    or a presence watchers' room go to the room's own channel when `room_channels` is set
+    (server/gateway/setup.py): only nodes holding sockets of the room receive them."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -309,9 +309,9 @@ class RedisManager(AsyncRedisManager, FastEmit, IndexedRooms):
         namespace = namespace or "/"
         alone = self.alone()
         channels = self.room_channels
-        chat_room = room_id_of(room) if channels is not None and namespace == "/" else None
+        key = channel_key(room) if channels is not None and namespace == "/" else None
         packet = None
-        if callback is None and (alone or chat_room is not None):
+        if callback is None and (alone or key is not None):
             packet = self._packet(event, data, namespace)
         if packet is None:
             # python-socketio's way: delivered here, and pickled on the one channel every
@@ -320,6 +320,6 @@ class RedisManager(AsyncRedisManager, FastEmit, IndexedRooms):
                                       skip_sid=skip_sid, callback=callback, **kwargs)
         skip = _skipped(skip_sid)
         await self.deliver_local(namespace, room, packet, skip)
-        if not alone and channels is not None and chat_room is not None:
-            await channels.publish(chat_room, packet, list(skip))
+        if not alone and channels is not None and key is not None:
+            await channels.publish(key, packet, list(skip))
         return None

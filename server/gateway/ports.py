@@ -54,8 +54,9 @@ class SessionRecords(Protocol):
 
 
 class RoomChannels(Protocol):
-    """A channel per chat room between the nodes (storage/redis/room_channels.py): a node
-    receives a room's packets while it holds sockets in the room."""
+    """A channel per room between the nodes (storage/redis/room_channels.py): a node
+    receives a room's packets while it holds sockets in the room. Rooms are named by
+    server.gateway.broadcaster.channel_key (chat rooms, presence watchers)."""
 
     async def hold(self, room_id: str) -> None:
         """One more socket of this node in the room; returns once the node receives the

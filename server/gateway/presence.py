@@ -4,6 +4,7 @@ of each visible user and answers their current presence from the store."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -41,6 +42,7 @@ async def subscribe(gw: Gateway, conn: Connection, event: PresenceSubscribe) -> 
                                     "connection")
     visible = await gw.visibility.visible_to(conn.user_id, wanted) if wanted else set()
     shown = [uid for uid in wanted if uid in visible]
+    await _hold(gw, [uid for uid in shown if uid not in conn.watching])
     # Enter the rooms before reading, so a change saved after the read is still pushed.
     for uid in shown:
         await gw.sio.enter_room(conn.sid, watchers_of(uid))
@@ -49,3 +51,28 @@ async def subscribe(gw: Gateway, conn: Connection, event: PresenceSubscribe) -> 
     now = time.time()
     items = [presence_event(uid, effective(records.get(uid), now)) for uid in shown]
     return acks.ok(PresenceAck(presence=items))
+
+
+async def _hold(gw: Gateway, uids: list[str]) -> None:
+    """This node receives the watched users' presence from every node before the socket is
+    told their presence (the room channels: broadcaster.channel_key). All or nothing: raises
+    StorageError (answered `unavailable`) when Redis cannot confirm them."""
+    channels = gw.room_channels
+    if channels is None or not uids:
+        return
+    held = await asyncio.gather(*(channels.hold(watchers_of(uid)) for uid in uids),
+                                return_exceptions=True)
+    failed = next((outcome for outcome in held if isinstance(outcome, BaseException)), None)
+    if failed is not None:
+        for uid, outcome in zip(uids, held, strict=True):
+            if not isinstance(outcome, BaseException):
+                await channels.release(watchers_of(uid))
+        raise failed
+
+
+async def socket_gone(gw: Gateway, conn: Connection) -> None:
+    """The socket closed: this node holds its watched users' channels no more for it."""
+    watched = conn.take_watching()
+    if gw.room_channels is not None:
+        for uid in watched:
+            await gw.room_channels.release(watchers_of(uid))

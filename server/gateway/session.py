@@ -39,7 +39,7 @@ from server.auth.authenticator import (
     verify_token,
     watermark_keys,
 )
-from server.gateway import acks, calls, chat
+from server.gateway import acks, calls, chat, presence
 from server.gateway.broadcaster import user_room
 from server.gateway.connections import Connection, Gateway
 from server.gateway.deadlines import Deadlines
@@ -133,6 +133,7 @@ async def _gone(gw: Gateway, conn: Connection) -> None:
     # Out of the records before the UserActor hears of it, so no reload brings it back.
     await _unrecord(gw, conn)
     await chat.socket_gone(gw, conn)
+    await presence.socket_gone(gw, conn)
     await calls.session_gone(gw, conn)
     try:
         await gw.system.ref(UserActor, conn.user_id).tell(SessionClosed(session_id=conn.sid))

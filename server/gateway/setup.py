@@ -35,7 +35,7 @@ from protocols.posts import Post
 from server import garbage_collector
 from server.actors_wiring import ACTOR_SYSTEM
 from server.feed.wiring import add_feed_listener
-from server.gateway.broadcaster import SocketIOBroadcaster, room_of
+from server.gateway.broadcaster import SocketIOBroadcaster, room_of_key
 from server.gateway.connections import Gateway
 from server.gateway.endpoint import attach
 from server.gateway.frames import FrameGuard, GatewayServer
@@ -171,15 +171,16 @@ def setup_gateway(app: web.Application) -> socketio.AsyncServer:
 
 def _start_room_channels(sio: socketio.AsyncServer, client: Redis, key_prefix: str,
                          node_id: str) -> RedisRoomChannels | None:
-    """Chat rooms' emits cross the network on a channel per room (storage/redis/
-    room_channels.py) instead of python-socketio's one channel for everything."""
+    """Emits to chat rooms and presence watchers' rooms cross the network on a channel per
+    room (storage/redis/room_channels.py) instead of python-socketio's one channel for
+    everything (broadcaster.channel_key)."""
     manager = sio.manager
     if not isinstance(manager, RedisManager):
         return None
     channels = RedisRoomChannels(client, key_prefix, node_id)
 
-    async def deliver(room_id: str, packet: str, skip: list[str]) -> None:
-        await manager.deliver_local("/", room_of(room_id), packet, skip)
+    async def deliver(key: str, packet: str, skip: list[str]) -> None:
+        await manager.deliver_local("/", room_of_key(key), packet, skip)
 
     channels.start(deliver)
     manager.room_channels = channels

@@ -1,5 +1,6 @@
-"""A Redis pub/sub channel per chat room, so that a room's messages cross the network once per
-node that has members in it.
+"""A Redis pub/sub channel per room, so that a room's messages cross the network once per node
+that has members in it. The gateway routes chat rooms and presence watchers' rooms this way
+(server/gateway/broadcaster.py channel_key); a room here is any key it gives.
 
 python-socketio's Redis manager publishes every emit on one channel that every node reads and
 unpickles, whether or not it holds a socket of the room. Here a node subscribes to

@@ -204,3 +204,38 @@ def test_fast_emit_leaves_binary_data_to_python_socketio() -> None:
     assert manager._packet("e", {"a": [1, {"b": b"x"}]}, "/") is None
     assert manager._packet("e", (b"x", 2), "/") is None  # two arguments, the first bytes
     assert manager._packet("e", bytearray(b"x"), "/chat") is None
+
+
+class Channels:
+    """server.gateway.ports.RoomChannels, recording what would cross to other nodes."""
+
+    def __init__(self) -> None:
+        self.published: list[tuple[str, str, list[str]]] = []
+
+    async def hold(self, room_id: str) -> None: ...
+
+    async def release(self, room_id: str) -> None: ...
+
+    async def publish(self, room_id: str, packet: str, skip: list[str]) -> int:
+        self.published.append((room_id, packet, skip))
+        return 1
+
+
+async def test_chat_and_presence_rooms_cross_nodes_on_their_own_channels() -> None:
+    """A chat room's and a presence watchers' room's emits go out once on their room
+    channel, already encoded; emits to a user's room still take python-socketio's channel."""
+    manager = RedisManager("redis://127.0.0.1:1/0")
+    rec, channels = Recorder(manager), Channels()
+    manager.room_channels = channels
+    # The direct writes to this node's sockets: none of them is in these rooms.
+    manager.server.eio.links = SimpleNamespace(write=lambda eio_sid, frame: None)
+    a = await manager.connect("ea", NS)
+
+    await manager.emit("message:new", {"seq": 1}, NS, room="room:r1")
+    await manager.emit("presence", {"status": "online"}, NS, room="presence:u1",
+                       skip_sid=a)
+    await manager.emit("notification", {"n": 1}, NS, room="user:u1")
+
+    assert channels.published == [("r1", '2["message:new",{"seq":1}]', []),
+                                  ("presence:u1", '2["presence",{"status":"online"}]', [a])]
+    assert [(d["method"], d["room"]) for d in rec.published] == [("emit", "user:u1")]
