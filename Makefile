@@ -19,7 +19,7 @@ STAMP_RUN := $(VENV)/.stamp-run
 STAMP_TEST := $(VENV)/.stamp-test
 STAMP_LOAD := $(VENV)/.stamp-load
 
-.PHONY: help run test lint fmt migrate bench bench-feed bench-chat bench-cluster bench-scheduler \
+.PHONY: help run test lint fmt migrate bench bench-feed bench-chat bench-cluster bench-cluster-peer bench-scheduler \
   docker lock clean \
   clean-data redis chromium fuzz locust locust-ui
 
@@ -34,6 +34,7 @@ help:
 	@echo "make bench-feed  seed a large graph, print feed read latency and fan-out times"
 	@echo "make bench-chat  Socket.IO chat, Hubbub alone: deliveries per CPU-s, peak deliveries/s, latency, RSS and CPU per connection"
 	@echo "make bench-cluster  the bench-chat load on a 1-node then a 2-node cluster, side by side"
+	@echo "make bench-cluster-peer  the chat figures on 2-node clusters: Hubbub vs a python-socketio peer"
 	@echo "make bench-disconnect  how long the loop stays busy when 4,000 / 20,000 sockets drop at once"
 	@echo "make locust      locust headless against HOST (http://127.0.0.1:8080): USERS=200 SPAWN=20 TIME=5m"
 	@echo "                 SHAPE=steady|spike|reconnect|smoke|none; CSV + HTML report in var/locust/; UI=1: web UI"
@@ -166,6 +167,10 @@ bench-chat: $(STAMP_LOAD)
 # Needs Redis on 127.0.0.1:6379 (BENCH_REDIS_URL): both runs are Redis-backed clusters.
 bench-cluster: $(STAMP_LOAD)
 	$(BIN)/python loadtest/bench_cluster.py
+
+# Needs Postgres on 127.0.0.1:5432 and Redis on :6379.
+bench-cluster-peer: $(STAMP_LOAD)
+	$(BIN)/python loadtest/bench_cluster_peer.py
 
 # Needs Postgres on 127.0.0.1:5432 and, for BENCH_NODES > 1 (default 3), Redis on :6379.
 bench-scheduler: $(STAMP_LOAD)

@@ -73,7 +73,7 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from chat_client import Seat
-from chat_report import fmt, report
+from chat_report import find_peak, fmt, report
 from chat_results import SETTLE_SECONDS, Load, Window
 from chat_workers import Workers
 from harness import UNLIMITED, BenchServer, mint_token, rss, tail
@@ -124,18 +124,22 @@ class Options:
 
 # -- the parent: seed, then drive the workers --------------------------------------------------
 
-async def seed(dsn: str, base_url: str, secret: str, options: Options) -> list[Seat]:
+async def seed(dsn: str, base_url: str, secret: str, options: Options,
+               store_users: bool = True) -> list[Seat]:
+    """Users and their rooms; `store_users=False` for a server that keeps no users (a peer:
+    its token is the account)."""
     from protocols.ids import new_id  # the bench runs from the repository
 
     users = [new_id() for _ in range(options.clients)]
-    conn = await asyncpg.connect(dsn)
-    try:
-        await conn.copy_records_to_table(
-            "users", columns=["id", "username", "email", "password_hash", "display_name"],
-            records=[(uuid.UUID(u), f"chat_{i}", f"chat_{i}@bench.test", "x", f"Chat {i}")
-                     for i, u in enumerate(users)])
-    finally:
-        await conn.close()
+    if store_users:
+        conn = await asyncpg.connect(dsn)
+        try:
+            await conn.copy_records_to_table(
+                "users", columns=["id", "username", "email", "password_hash", "display_name"],
+                records=[(uuid.UUID(u), f"chat_{i}", f"chat_{i}@bench.test", "x", f"Chat {i}")
+                         for i, u in enumerate(users)])
+        finally:
+            await conn.close()
     tokens = {u: mint_token(secret, u) for u in users}
     seats: list[Seat] = []
     async with aiohttp.ClientSession(base_url=base_url) as http:
@@ -199,11 +203,13 @@ def climb(options: Options, workers: Workers, servers: list[psutil.Process],
 
 
 def drive(options: Options, seats: list[Seat], workdir: Path, servers: list[psutil.Process],
-          database_dsn: str = "", ladder: bool = False) -> Load:
+          database_dsn: str = "", ladder: bool = False, half_peak: bool = False) -> Load:
     """Connect every seat from BENCH_PROCS workers, let them settle, run the fixed-load window
-    in all of them at once and, with `ladder`, the peak ladder on the same clients; gather
-    what they measured. `database_dsn`: the servers' own database, whose Postgres backends'
-    CPU is measured too ("": not measured). Kills its workers if anything goes wrong."""
+    in all of them at once and, with `ladder`, the peak ladder on the same clients, then with
+    `half_peak` a window of BENCH_SECONDS at half the peak's rate (the latency figure of the
+    side-by-side benchmark); gather what they measured. `database_dsn`: the servers' own
+    database, whose Postgres backends' CPU is measured too ("": not measured). Kills its
+    workers if anything goes wrong."""
     rss_before = _rss(servers)
     workers = Workers(options, seats, workdir)
     try:
@@ -221,10 +227,16 @@ def drive(options: Options, seats: list[Seat], workdir: Path, servers: list[psut
         rss_connected = _rss(servers)
         fixed = _measure(workers, servers, database_dsn, options.seconds, options.rate)
         steps = climb(options, workers, servers, database_dsn, fixed) if ladder else []
+        best = find_peak(Load(connected, ramp, 0.0, None, 0, 0, 0, fixed, steps)).best
+        at_half = None
+        if half_peak and best is not None:
+            print(f"at half the peak: {best.rate / 2:g} msg/s per client for "
+                  f"{options.seconds:g}s", flush=True)
+            at_half = _measure(workers, servers, database_dsn, options.seconds, best.rate / 2)
         rss_end = _rss(servers)
         workers.close()
         return Load(connected, ramp, ramp_cpu, ramp_pg.cpu_seconds, rss_before, rss_connected,
-                    rss_end, fixed, steps)
+                    rss_end, fixed, steps, at_half)
     finally:
         workers.kill()
 

@@ -181,6 +181,7 @@ class Load:
     rss_end: int  # after the last window, clients still connected
     fixed: Window
     steps: list[Window] = field(default_factory=list)  # the peak ladder, in order
+    at_half_peak: Window | None = None  # a window at half the best level's rate
 
     @property
     def results(self) -> list[WorkerResult]:

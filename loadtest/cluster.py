@@ -35,6 +35,10 @@ class BenchCluster:
     size: int
     postgres_url: str = DEFAULT_POSTGRES
     redis_url: str = DEFAULT_REDIS
+    # Another server than Hubbub (BenchServer.command / label), e.g. the cluster peer of
+    # loadtest/bench_cluster_peer.py; it has no membership view to wait for.
+    command: tuple[str, ...] = BenchServer.command
+    label: str = BenchServer.label
     nodes: list[BenchServer] = field(init=False, default_factory=list)
 
     @property
@@ -51,10 +55,12 @@ class BenchCluster:
             first = self.nodes[0] if self.nodes else None
             # Appended before start() so that close() removes what a failed start left.
             node = BenchServer(f"{self.name}-{index + 1}", self.postgres_url, self.redis_url,
-                               peer=first, redis_required=True)
+                               peer=first, redis_required=True, command=self.command,
+                               label=self.label)
             self.nodes.append(node)
             node.start(log_level, **env)
-        self._wait_converged()
+        if self.label == BenchServer.label:
+            self._wait_converged()
         return self.urls
 
     def _wait_converged(self) -> None:

@@ -110,6 +110,10 @@ class BenchServer:
     peer: BenchServer | None = None
     # Fail rather than fall back to the in-process adapters when Redis does not answer.
     redis_required: bool = False
+    # What runs, after the Python interpreter: Hubbub, or a peer server that reads the same
+    # environment (loadtest/peers/py_sio_cluster.py).
+    command: tuple[str, ...] = ("-m", "server.cli", "serve")
+    label: str = "hubbub"  # what the messages call it
     workdir: Path = field(init=False)
     database_dsn: str = field(init=False, default="")
     redis_prefix: str | None = field(init=False, default=None)
@@ -163,9 +167,9 @@ class BenchServer:
             server_env |= {"REDIS_URL": self.redis_url, "REDIS_KEY_PREFIX": self.redis_prefix}
         with self.log_path.open("wb") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "server.cli", "serve"], env=server_env | env,
+                [sys.executable, *self.command], env=server_env | env,
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=ROOT)
-        print(f"starting hubbub on {self.base_url} ...", flush=True)
+        print(f"starting {self.label} on {self.base_url} ...", flush=True)
         self._wait_ready()
         return self.base_url
 
@@ -206,7 +210,7 @@ class BenchServer:
         deadline = time.monotonic() + READY_DEADLINE
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"hubbub exited with {self.process.returncode}:\n"
+                raise RuntimeError(f"{self.label} exited with {self.process.returncode}:\n"
                                    f"{tail(self.log_path)}")
             try:
                 with urllib.request.urlopen(f"{self.base_url}/ready", timeout=1) as response:
@@ -215,7 +219,7 @@ class BenchServer:
             except OSError:
                 pass
             time.sleep(0.1)  # a server we cannot be notified by: poll it
-        raise TimeoutError(f"hubbub not ready after {READY_DEADLINE:.0f}s:\n"
+        raise TimeoutError(f"{self.label} not ready after {READY_DEADLINE:.0f}s:\n"
                            f"{tail(self.log_path)}")
 
     def get_json(self, path: str) -> Any:
