@@ -33,7 +33,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_chat import Options, drive, seed, spread
-from chat_report import find_peak, fmt, summary_rows
+from chat_report import find_peak, fmt, step_line, summary_rows
 from chat_results import Load, percentile
 from cluster import BenchCluster
 from harness import UNLIMITED, BenchServer, reachable
@@ -68,6 +68,11 @@ def run(options: Options, server: Server, nodes: int) -> Load:
               f"connecting {len(seats)} clients to {nodes} nodes ...", flush=True)
         load = drive(options, spread(seats, urls), first.workdir, cluster.processes(),
                      first.database_dsn, ladder=options.peak, half_peak=options.peak)
+        for name, level in [("fixed load", load.fixed), *((f"ladder step {n}", step)
+                            for n, step in enumerate(load.steps, 1)),
+                            *([("at half the peak", load.at_half_peak)]
+                              if load.at_half_peak else [])]:
+            print(f"  {name}: {step_line(level)}")
         stops = cluster.stop()
         print("nodes stopped on SIGTERM: exit codes "
               + ", ".join(str(code) for code, _ in stops), flush=True)

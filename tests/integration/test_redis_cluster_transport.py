@@ -1,0 +1,108 @@
+"""The cluster transport (storage/redis/cluster_transport.py) on a real Redis: sends from one
+node reach the other in order, with the count of listeners (0 for a node that is not
+listening), also across a reconnect of the publishing connection; a send lost with its
+connection counts 0 (the sender routes it again)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import pytest
+import pytest_asyncio
+import redis.asyncio as redis
+
+from storage.redis.cluster_transport import RedisClusterTransport
+from storage.redis.multiplexed import MultiplexedRedis
+from tests.support.polling import eventually
+
+pytestmark = pytest.mark.integration
+Starter = Callable[[str], Awaitable["Node"]]
+
+
+class Node:
+    def __init__(self, client: redis.Redis, prefix: str, node_id: str) -> None:
+        self.transport = RedisClusterTransport(client, prefix, node_id)
+        self.got: list[bytes] = []
+        self.arrived = asyncio.Event()
+
+    def received(self, payload: bytes) -> None:
+        self.got.append(payload)
+        self.arrived.set()
+
+    async def wait_for(self, count: int) -> None:
+        async with asyncio.timeout(5):
+            while len(self.got) < count:
+                self.arrived.clear()
+                await self.arrived.wait()
+
+
+@pytest_asyncio.fixture
+async def nodes(mux: MultiplexedRedis, clean_redis_prefix: str
+                ) -> AsyncIterator[Callable[[str], Awaitable[Node]]]:
+    started: list[Node] = []
+
+    async def start(node_id: str) -> Node:
+        node = Node(mux, clean_redis_prefix, node_id)
+        await node.transport.start(node.received)
+        started.append(node)
+        return node
+
+    yield start
+    for node in started:
+        await node.transport.stop()
+
+
+async def test_sends_arrive_in_order_with_the_count_of_listeners(nodes: Starter) -> None:
+    a, b = await nodes("a"), await nodes("b")
+    counts = await asyncio.gather(*(a.transport.send("b", b"m%d" % i) for i in range(200)))
+    await b.wait_for(200)
+    assert counts == [1] * 200
+    assert b.got == [b"m%d" % i for i in range(200)]
+    assert await a.transport.send("gone", b"x") == 0  # nobody listens there
+    assert await a.transport.broadcast(b"all") == 2
+    await a.wait_for(1)
+    await b.wait_for(201)
+    assert a.got == [b"all"] and b.got[-1] == b"all"
+
+
+async def test_sends_made_while_the_connection_is_down_go_out_in_order(
+        nodes: Starter, mux: MultiplexedRedis, redis_url: str) -> None:
+    a, b = await nodes("a"), await nodes("b")
+    protocol = await mux._connect()
+    own_id = await protocol.send(mux._pack(("CLIENT ID",)))
+    other = redis.Redis.from_url(redis_url)
+    try:
+        await other.client_kill_filter(_id=own_id)
+
+        async def lost() -> bool:  # the kill reaches us as the connection's end
+            return protocol.lost is not None
+
+        await eventually(lost, 5, "the killed connection to end")
+        # No connection: the writer task connects again; the sends keep their order.
+        first = [a.transport.send("b", b"q%d" % i) for i in range(20)]
+        await asyncio.sleep(0)  # the writer task takes them while it connects
+        later = [a.transport.send("b", b"q%d" % i) for i in range(20, 40)]
+        assert await asyncio.gather(*first, *later) == [1] * 40
+        await b.wait_for(40)
+        assert b.got == [b"q%d" % i for i in range(40)]
+    finally:
+        await other.aclose()
+
+
+async def test_a_send_lost_with_its_connection_counts_nobody(
+        nodes: Starter, mux: MultiplexedRedis, redis_url: str) -> None:
+    a, b = await nodes("a"), await nodes("b")  # listening: a send that went out counts 1
+    protocol = await mux._connect()
+    own_id = await protocol.send(mux._pack(("CLIENT ID",)))
+    other = redis.Redis.from_url(redis_url)
+    try:
+        await other.client_pause(10_000, all=False)  # the PUBLISH stays unanswered
+        sent = a.transport.send("b", b"lost")
+        await asyncio.sleep(0)  # the writer task puts it on the wire
+        await other.client_kill_filter(_id=own_id)
+        assert await sent == 0
+        assert b.got == []
+    finally:
+        await other.client_unpause()
+        await other.aclose()
