@@ -172,6 +172,24 @@ def _cpu(servers: list[psutil.Process]) -> float:
     return sum(t.user + t.system for t in (server.cpu_times() for server in servers))
 
 
+QUIET_CORES = 0.05  # servers below this CPU use are done with earlier work
+QUIET_DEADLINE = 30.0
+
+
+def _await_quiet(servers: list[psutil.Process], every: float = 0.5) -> float:
+    """Seconds until the servers together used less than QUIET_CORES over `every` seconds
+    (at most QUIET_DEADLINE): their CPU is all we can observe of their backlog."""
+    started = time.monotonic()
+    before = _cpu(servers)
+    while time.monotonic() - started < QUIET_DEADLINE:
+        time.sleep(every)
+        now = _cpu(servers)
+        if now - before < QUIET_CORES * every:
+            break
+        before = now
+    return time.monotonic() - started
+
+
 def _measure(workers: Workers, servers: list[psutil.Process], database_dsn: str,
              seconds: float, rate: float) -> Window:
     cpu_before = _cpu(servers)
@@ -230,8 +248,10 @@ def drive(options: Options, seats: list[Seat], workdir: Path, servers: list[psut
         best = find_peak(Load(connected, ramp, 0.0, None, 0, 0, 0, fixed, steps)).best
         at_half = None
         if half_peak and best is not None:
+            # The last step failed: the servers may still be working off its backlog.
+            quiet = _await_quiet(servers)
             print(f"at half the peak: {best.rate / 2:g} msg/s per client for "
-                  f"{options.seconds:g}s", flush=True)
+                  f"{options.seconds:g}s (servers quiet after {quiet:.1f}s)", flush=True)
             at_half = _measure(workers, servers, database_dsn, options.seconds, best.rate / 2)
         rss_end = _rss(servers)
         workers.close()
