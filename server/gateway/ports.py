@@ -67,6 +67,7 @@ class RoomChannels(Protocol):
         """One socket fewer (the last one stops the node receiving the room)."""
         ...
 
-    async def publish(self, room_id: str, packet: str, skip: list[str]) -> int:
-        """Send an encoded Socket.IO packet to the other nodes holding the room."""
+    async def publish(self, room_id: str, packet: str, skip: list[str]) -> int | None:
+        """Send an encoded Socket.IO packet to the other nodes holding the room, in call
+        order; how many nodes Redis counted, or None when it did not wait to know."""
         ...

@@ -28,6 +28,7 @@ import redis.asyncio as redis
 from redis.exceptions import RedisError
 
 from storage.errors import StorageError
+from storage.redis.multiplexed import MultiplexedRedis
 
 log = logging.getLogger("hubbub.gateway")
 SUBSCRIBE_TIMEOUT = 5.0  # seconds a hold waits for Redis to confirm the subscription
@@ -61,6 +62,7 @@ class RedisRoomChannels:
         self._decode = msgspec.msgpack.Decoder(RoomPacket).decode
         self._listening = asyncio.Event()
         self.published = 0  # packets sent (metrics, tests)
+        self.failures = 0  # packets Redis refused after `publish` returned
         self.received = 0  # packets from other nodes delivered here
 
     @property
@@ -138,16 +140,34 @@ class RedisRoomChannels:
 
     # -- packets ------------------------------------------------------------------------------
 
-    async def publish(self, room_id: str, packet: str, skip: list[str]) -> int:
+    async def publish(self, room_id: str, packet: str, skip: list[str]) -> int | None:
         """Send the packet to the other nodes holding the room; returns how many subscribers
-        Redis counted (this node's own included). Raises StorageError when Redis fails."""
+        Redis counted (this node's own included). Raises StorageError when Redis fails.
+
+        On the node's multiplexed connection (storage/redis/multiplexed.py) it does not wait
+        for Redis: the PUBLISH is queued for this loop turn's write, behind every command
+        queued before it (the room's history append), so packets leave in call order, and
+        it returns None. A failure reported later is counted (`failures`) and logged."""
         payload = self._encode(RoomPacket(self._node_id, room_id, packet, skip))
+        client = self._client
+        if isinstance(client, MultiplexedRedis):
+            sent = client.send_now("PUBLISH", self.channel(room_id), payload)
+            if sent is not None:  # else not connected: the awaited path connects
+                sent.add_done_callback(self._reported)
+                self.published += 1
+                return None
         try:
             count = int(await self._client.publish(self.channel(room_id), payload))
         except (RedisError, OSError) as exc:
             raise StorageError(f"room channel publish failed: {exc}") from exc
         self.published += 1
         return count
+
+    def _reported(self, sent: asyncio.Future[object]) -> None:
+        error = None if sent.cancelled() else sent.exception()
+        if error is not None:
+            self.failures += 1
+            log.warning("room channel publish failed: %s", error)
 
     async def _received(self, message: dict[str, object]) -> None:
         kind = message.get("type")

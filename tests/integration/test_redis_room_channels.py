@@ -10,7 +10,9 @@ import pytest
 import pytest_asyncio
 import redis.asyncio as redis
 
+from storage.redis.multiplexed import MultiplexedRedis
 from storage.redis.room_channels import RedisRoomChannels
+from tests.support.polling import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -117,3 +119,39 @@ async def test_a_dropped_subscriber_subscribes_again_to_every_held_room(
     finally:
         await b.channels.stop()
         await b_client.aclose()
+
+
+async def test_on_the_multiplexed_connection_packets_leave_in_order_without_waiting(
+        nodes: Callable[[str], Node], mux: MultiplexedRedis, redis_url: str,
+        clean_redis_prefix: str) -> None:
+    """The node's own client: `publish` queues the PUBLISH on the connection and returns
+    None, the packets arrive in order, and a failure reported later is counted."""
+    b = nodes("b")
+    a = Node(mux, clean_redis_prefix, "a")
+    a.channels.start(a.deliver)
+    try:
+        await listening(a, b)
+        await b.channels.hold("r1")
+        assert await mux.ping()  # connected: publishes take the no-wait path
+        published = [await a.channels.publish("r1", f"2[{i}]", []) for i in range(50)]
+        await b.wait_for(50)
+        assert published[-1] is None and a.channels.published == 50
+        assert [packet for _, packet, _ in b.got] == [f"2[{i}]" for i in range(50)]
+
+        protocol = await mux._connect()
+        own_id = await protocol.send(mux._pack(("CLIENT ID",)))
+        other = redis.Redis.from_url(redis_url)
+        try:
+            await other.client_pause(10_000, all=False)  # the PUBLISH stays unanswered
+            assert await a.channels.publish("r1", "2[lost]", []) is None
+            await other.client_kill_filter(_id=own_id)
+
+            async def counted() -> bool:
+                return a.channels.failures == 1
+
+            await eventually(counted, 5, "the lost publish to be counted")
+        finally:
+            await other.client_unpause()
+            await other.aclose()
+    finally:
+        await a.channels.stop()
