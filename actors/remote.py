@@ -70,7 +70,8 @@ class Transport(Protocol):
     def send(self, node: str, payload: bytes) -> asyncio.Future[int]:
         """Queue `payload` for `node` now (synchronously, so call order is send order); the
         future gives how many listeners received it: 0 means the node is not listening
-        (gone). Raises protocols.cluster.TransportFull when the outbound queue is full."""
+        (gone); it fails when the payload could not be sent. Raises
+        protocols.cluster.TransportFull when the outbound queue is full."""
         ...
 
     def broadcast(self, payload: bytes) -> asyncio.Future[int]:
@@ -203,7 +204,8 @@ class RemoteRouter:
     async def deliver(self, node: str, kind: str, key: str, message: Any,
                       hops: int = 0) -> None:
         """Raises Unavailable when `node` is not listening (nothing was delivered)."""
-        received = await self._send(node, self._tell_envelope(kind, key, message, hops))
+        received = await _received(self._send(node, self._tell_envelope(kind, key, message,
+                                                                         hops)))
         if not received:
             self.stats.undeliverable += 1
             raise Unavailable(f"node {node} is not listening")
@@ -230,10 +232,10 @@ class RemoteRouter:
         started = time.perf_counter()
         try:
             async with asyncio.timeout(timeout):
-                received = await self._send(node, RemoteAsk(
+                received = await _received(self._send(node, RemoteAsk(
                     id=ask_id, kind=kind, key=key, type=name, body=body, sender=self.node_id,
                     view=self._view_version(), timeout=timeout, hops=hops,
-                    traceparent=self._traceparent()))
+                    traceparent=self._traceparent())))
                 if not received:
                     self.stats.undeliverable += 1
                     raise Unavailable(f"node {node} is not listening")
@@ -250,7 +252,7 @@ class RemoteRouter:
         """Tell every node that membership view `version` exists (they re-read it)."""
         assert self._transport is not None
         self._transport.broadcast(self._encoder.encode(
-            ViewChanged(version=version, sender=self.node_id)))
+            ViewChanged(version=version, sender=self.node_id))).add_done_callback(_unheard)
 
     # -- inbound -----------------------------------------------------------------------------
 
@@ -340,7 +342,7 @@ class RemoteRouter:
                 log.error("reply to %s is not a registered type: %s", ask.type, unknown)
                 envelope = RemoteReply(id=ask.id, error=RemoteError(
                     kind="crashed", message="unregistered reply type"))
-        self._send(ask.sender, envelope)
+        self._send(ask.sender, envelope).add_done_callback(_unheard)
 
     # -- shutdown ----------------------------------------------------------------------------
 
@@ -350,6 +352,22 @@ class RemoteRouter:
             if not waiting.done():
                 waiting.set_exception(ActorStopped("the node is stopping"))
         self._pending.clear()
+
+
+async def _received(sent: asyncio.Future[int]) -> int:
+    """How many listeners received a send; 0 when it could not be sent."""
+    try:
+        return await sent
+    except Exception as exc:  # the transport's failure (e.g. Redis gone): nothing left
+        log.debug("send failed: %s", exc)
+        return 0
+
+
+def _unheard(sent: asyncio.Future[int]) -> None:
+    """For sends nobody waits on (replies, view announcements): an asker times out, a view
+    is re-read on the next heartbeat; a failure is only retrieved."""
+    if not sent.cancelled():
+        sent.exception()
 
 
 def _expire(reply: asyncio.Future[Any], ask: RemoteAsk) -> None:

@@ -44,6 +44,7 @@ from server.gateway.manager import RedisManager
 from server.gateway.setup import GATEWAY, SIO
 from server.keys import LIFECYCLE, SETTINGS
 from server.metrics import METRICS
+from server.resources import REDIS
 from storage.redis.client import create_redis
 from storage.redis.cluster_transport import RedisClusterTransport
 from storage.redis.membership import RedisMembershipStore
@@ -51,7 +52,7 @@ from storage.redis.membership import RedisMembershipStore
 log = logging.getLogger("hubbub.cluster")
 # Seconds a leaving node waits for its moved actors to finish their message and flush.
 HANDOVER_TIMEOUT = 10.0
-# Redis connections of the cluster's own pool: the listener, the publisher, heartbeats.
+# Redis connections of the cluster's own pool: heartbeats and view reads.
 CLUSTER_CONNECTIONS = 8
 # Seconds without a word from another node before a node alone in its view stops publishing
 # its Socket.IO emits for other nodes.
@@ -177,11 +178,12 @@ def setup_cluster(app: web.Application) -> Cluster | None:
 
     async def cluster_ctx(app: web.Application) -> AsyncIterator[None]:
         assert settings.redis_url is not None
-        # Its own small pool: heartbeats and actor messages must not queue behind a burst of
-        # application commands (a late heartbeat gets a live node declared dead).
+        # Heartbeats get a small pool of their own: they must not queue behind a burst of
+        # application commands (a late heartbeat gets a live node declared dead). Actor
+        # messages share the node's connection, in the same writes as its other commands.
         client = create_redis(settings.redis_url, max_connections=CLUSTER_CONNECTIONS)
         await client.ping()
-        transport = RedisClusterTransport(client, settings.redis_key_prefix, node_id)
+        transport = RedisClusterTransport(app[REDIS], settings.redis_key_prefix, node_id)
         router.bind(transport, system)
         await transport.start(router.received)
         cluster.transport = transport

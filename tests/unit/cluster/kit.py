@@ -113,6 +113,8 @@ class Network:
 
     def __init__(self) -> None:
         self.listening: dict[str, RemoteRouter] = {}
+        # Nodes whose sends fail (their connection to the pub/sub broke).
+        self.broken: set[str] = set()
 
     def transport(self, node: str) -> MemoryTransport:
         return MemoryTransport(self, node)
@@ -127,7 +129,9 @@ class MemoryTransport:
         loop = asyncio.get_running_loop()
         sent: asyncio.Future[int] = loop.create_future()
         router = self._network.listening.get(node)
-        if router is None:
+        if self._node in self._network.broken:
+            sent.set_exception(ConnectionError("the transport's connection broke"))
+        elif router is None:
             sent.set_result(0)
         else:
             loop.call_soon(router.received, payload)  # later, in send order

@@ -97,6 +97,20 @@ async def test_an_ask_to_a_dead_node_waits_for_the_next_view(cluster: Cluster) -
     assert (await asked).node == "a"
 
 
+async def test_a_send_that_fails_counts_as_not_delivered(cluster: Cluster) -> None:
+    """The transport could not send (its connection broke): the ask waits for the next
+    view as for a dead node."""
+    a = cluster.nodes["a"]
+    key = cluster.key_on("b")
+    cluster.network.broken.add("a")
+    asked = asyncio.ensure_future(a.ref(key).ask(Get(), timeout=2))
+    await undeliverable(cluster, "a", 1)
+    assert not asked.done()
+    cluster.network.broken.clear()
+    cluster.view("a")  # the membership drops b
+    assert (await asked).node == "a"
+
+
 async def test_an_ask_nobody_can_serve_is_unavailable_with_a_hint(cluster: Cluster) -> None:
     key = cluster.key_on("b")
     cluster.kill("b")
