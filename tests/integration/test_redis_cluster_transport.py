@@ -15,27 +15,17 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from storage.redis.cluster_transport import RedisClusterTransport
 from storage.redis.multiplexed import MultiplexedRedis
+from tests.support.inbox import Inbox
 from tests.support.polling import eventually
 
 pytestmark = pytest.mark.integration
 Starter = Callable[[str], Awaitable["Node"]]
 
 
-class Node:
+class Node(Inbox[bytes]):
     def __init__(self, client: redis.Redis, prefix: str, node_id: str) -> None:
+        super().__init__()
         self.transport = RedisClusterTransport(client, prefix, node_id)
-        self.got: list[bytes] = []
-        self.arrived = asyncio.Event()
-
-    def received(self, payload: bytes) -> None:
-        self.got.append(payload)
-        self.arrived.set()
-
-    async def wait_for(self, count: int) -> None:
-        async with asyncio.timeout(5):
-            while len(self.got) < count:
-                self.arrived.clear()
-                await self.arrived.wait()
 
 
 @pytest_asyncio.fixture
@@ -45,7 +35,7 @@ async def nodes(mux: MultiplexedRedis, clean_redis_prefix: str
 
     async def start(node_id: str) -> Node:
         node = Node(mux, clean_redis_prefix, node_id)
-        await node.transport.start(node.received)
+        await node.transport.start(node.add)
         started.append(node)
         return node
 

@@ -12,26 +12,19 @@ import redis.asyncio as redis
 
 from storage.redis.multiplexed import MultiplexedRedis
 from storage.redis.room_channels import RedisRoomChannels
+from tests.support.inbox import Inbox
 from tests.support.polling import eventually
 
 pytestmark = pytest.mark.integration
 
 
-class Node:
+class Node(Inbox[tuple[str, str, list[str]]]):
     def __init__(self, client: redis.Redis, prefix: str, node_id: str) -> None:
+        super().__init__()
         self.channels = RedisRoomChannels(client, prefix, node_id)
-        self.got: list[tuple[str, str, list[str]]] = []
-        self.arrived = asyncio.Event()
 
     async def deliver(self, room_id: str, packet: str, skip: list[str]) -> None:
-        self.got.append((room_id, packet, skip))
-        self.arrived.set()
-
-    async def wait_for(self, count: int) -> None:
-        async with asyncio.timeout(5):
-            while len(self.got) < count:
-                self.arrived.clear()
-                await self.arrived.wait()
+        self.add((room_id, packet, skip))
 
 
 @pytest_asyncio.fixture
