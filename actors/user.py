@@ -36,7 +36,6 @@ the activation (protocols.cluster.Activate), a timer loads at once.
 
 from __future__ import annotations
 
-import random
 from typing import Any, Protocol, cast
 
 import msgspec
@@ -74,11 +73,6 @@ DEFAULT_GRACE = 10.0  # seconds offline is delayed after the last session closes
 # beats, so this is a cost per connection: at 20 s the beats of 2,000 idle users were ~10% of
 # the server's CPU under chat load (py-spy, `make bench-chat`).
 DEFAULT_HEARTBEAT = 30.0
-# Users who connected together (a deploy, a network blip, a load test's ramp) would otherwise
-# heartbeat together every interval from then on: a burst of presence reads and writes.
-# Production shortens each interval by up to this fraction, at random, so their phases drift
-# apart.
-HEARTBEAT_JITTER = 0.2
 DEFAULT_ALIVE_WINDOW = 90.0  # how long a saved record counts as live without a heartbeat
 
 
@@ -115,7 +109,7 @@ class UserActor(Actor):
     def __init__(self, key: str, context: ActorContext, *, presence: PresenceStore,
                  broadcaster: Broadcaster, directory: SessionDirectory,
                  unread: UnreadNotifications | None = None, grace: float = DEFAULT_GRACE,
-                 heartbeat: float = DEFAULT_HEARTBEAT, heartbeat_jitter: float = 0.0,
+                 heartbeat: float = DEFAULT_HEARTBEAT,
                  alive_window: float = DEFAULT_ALIVE_WINDOW) -> None:
         super().__init__(key, context)
         if alive_window <= heartbeat:
@@ -126,7 +120,6 @@ class UserActor(Actor):
         self._directory = directory
         self._grace = grace
         self._heartbeat_every = heartbeat
-        self._heartbeat_jitter = heartbeat_jitter
         self._alive_window = alive_window
         self._sessions: dict[str, str] = {}  # session id -> node id
         self._status: PresenceStatus = "offline"
@@ -375,8 +368,7 @@ class UserActor(Actor):
 
     def _arm_heartbeat(self) -> None:
         if self._heartbeat_timer is None:
-            delay = self._heartbeat_every * (1.0 - self._heartbeat_jitter * random.random())
-            self._heartbeat_timer = self.context.schedule(delay, _HEARTBEAT)
+            self._heartbeat_timer = self.context.schedule(self._heartbeat_every, _HEARTBEAT)
 
     def _record(self) -> PresenceRecord:
         if self._status == "offline":

@@ -29,7 +29,7 @@ from aiohttp import web
 from redis.asyncio import Redis
 
 from actors.actor import ActorContext
-from actors.user import HEARTBEAT_JITTER, UserActor
+from actors.user import UserActor
 from protocols.notifications import Notification
 from protocols.posts import Post
 from server import garbage_collector
@@ -112,8 +112,7 @@ def setup_gateway(app: web.Application) -> socketio.AsyncServer:
         assert gateway.presence is not None and gateway.sessions_store is not None
         return UserActor(key, context, presence=gateway.presence, broadcaster=broadcaster,
                          directory=RecordedSessions(gateway, gateway.sessions_store),
-                         unread=gateway.unread, grace=settings.presence_grace_seconds,
-                         heartbeat_jitter=HEARTBEAT_JITTER)
+                         unread=gateway.unread, grace=settings.presence_grace_seconds)
 
     app[ACTOR_SYSTEM].register(UserActor, user_actor)
     _add_live_push(app, gateway)

@@ -118,8 +118,7 @@ class Harness:
 
 
 def build(clock: ManualClock | None = None, store: MemoryPresenceStore | None = None,
-          idle_timeout: float = 300.0, directory: FakeDirectory | None = None,
-          heartbeat_jitter: float = 0.0) -> Harness:
+          idle_timeout: float = 300.0, directory: FakeDirectory | None = None) -> Harness:
     clock = clock or ManualClock()
     store = store or MemoryPresenceStore(clock=clock.time)
     broadcaster = FakeBroadcaster()
@@ -128,7 +127,7 @@ def build(clock: ManualClock | None = None, store: MemoryPresenceStore | None = 
     system = ActorSystem(clock=clock, idle_timeout=idle_timeout)
     system.register(UserActor, lambda key, ctx: UserActor(
         key, ctx, presence=store, broadcaster=broadcaster, unread=unread,
-        directory=directory, grace=GRACE, heartbeat_jitter=heartbeat_jitter))
+        directory=directory, grace=GRACE))
     return Harness(clock, store, broadcaster, unread, directory, system)
 
 
@@ -231,39 +230,6 @@ async def test_heartbeat_keeps_a_connected_user_live_and_the_actor_in_memory() -
     assert await h.store.online([USER]) == {USER}
     assert h.system.snapshot().live == {"UserActor": 1}
     assert h.system.snapshot().passivations == 0
-    await h.system.stop()
-
-
-class TimedDirectory(FakeDirectory):
-    """Records when each user's sessions were read (at activation, then every heartbeat)."""
-
-    def __init__(self, clock: ManualClock) -> None:
-        super().__init__()
-        self.clock = clock
-        self.read_at: dict[str, list[float]] = {}
-
-    async def sessions(self, user_id: str) -> dict[str, str]:
-        self.read_at.setdefault(user_id, []).append(self.clock.time())
-        return await super().sessions(user_id)
-
-
-@pytest.mark.parametrize("jitter", [0.0, 0.5])
-async def test_users_who_connect_together_drift_apart_with_jitter(jitter: float) -> None:
-    """Without jitter, users connected in the same second heartbeat in the same second
-    forever; with it, each interval is shortened at random, never lengthened."""
-    clock = ManualClock()
-    directory = TimedDirectory(clock)
-    h = build(clock, directory=directory, heartbeat_jitter=jitter)
-    users = [f"u{i}" for i in range(40)]
-    started = clock.time()
-    for user in users:
-        await h.open("s-" + user, "n1", user_id=user)
-    for _ in range(int(DEFAULT_HEARTBEAT)):
-        await h.advance(1)
-    firsts = [directory.read_at[user][-1] - started for user in users]
-    assert all((1 - jitter) * DEFAULT_HEARTBEAT - 1 <= t <= DEFAULT_HEARTBEAT for t in firsts)
-    seconds = {int(t) for t in firsts}
-    assert (len(seconds) > 5) if jitter else (seconds == {int(DEFAULT_HEARTBEAT)})
     await h.system.stop()
 
 
