@@ -126,11 +126,12 @@ class RestUser(SignedUpUser):
 
     @task(3)
     def notifications(self) -> None:
-        """The badge, the list (listing marks what it returns read), then "mark all read"."""
-        badge = self.call("GET", "/v1/notifications/unread_count",
-                          "/v1/notifications/unread_count")
+        """The badge, the list (listing marks what it returns read), then "mark all read" up to
+        the newest, as the app does on leaving the screen (whatever the badge said: listing
+        cleared it already, and the test of every task must see this one run)."""
+        self.call("GET", "/v1/notifications/unread_count", "/v1/notifications/unread_count")
         page = self.call("GET", "/v1/notifications?limit=20", "/v1/notifications")
-        if badge and badge.get("count") and page and page["items"]:
+        if page and page["items"]:
             self.call("POST", "/v1/notifications/read", "/v1/notifications/read",
                       json={"up_to_id": page["items"][0]["id"]})
 
