@@ -99,11 +99,14 @@ async def test_a_dropped_subscriber_subscribes_again_to_every_held_room(
                 await redis_client.client_kill_filter(_id=info["id"])
         # What is published while b reconnects is lost; b hears the room again by itself.
         sent = 0
-        async with asyncio.timeout(10):
-            while not b.got:
-                await a.channels.publish("r1", f"2[{sent}]", [])
-                sent += 1
-                await asyncio.sleep(0.05)
+
+        async def heard() -> bool:
+            nonlocal sent
+            await a.channels.publish("r1", f"2[{sent}]", [])
+            sent += 1
+            return await b.received_within(0.05)
+
+        await eventually(heard, 10, "b to hear the room again")
         assert b.channels.holds("r1") == 1 and b.channels.listening
         heard = len(b.got)
         assert await a.channels.publish("r1", '2["after"]', []) == 1

@@ -17,6 +17,17 @@ class Inbox(Generic[T]):
         self.got.append(item)
         self._arrived.set()
 
+    async def received_within(self, seconds: float) -> bool:
+        """Whether anything has arrived, waiting up to `seconds` for a first item."""
+        if not self.got:
+            self._arrived.clear()
+            try:
+                async with asyncio.timeout(seconds):
+                    await self._arrived.wait()
+            except TimeoutError:
+                return False
+        return True
+
     async def wait_for(self, count: int, timeout: float = 5) -> None:
         """Until `count` items have arrived in all."""
         async with asyncio.timeout(timeout):
