@@ -18,15 +18,10 @@ from actors.errors import ActorCrashed, Rejected
 from actors.system import ActorSystem
 from protocols.cluster import ClusterEnvelope, RemoteAsk, RemoteTell
 from server.actor_tracing import ActorTracer
-from server.tracing import (
-    Tracing,
-)
+from server.tracing import Tracing
 from storage.postgres.outbox import current_traceparent
 from tests.support.tracing import named
 from tests.unit.cluster.kit import Add, Cluster, Get
-
-INCOMING = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
-INCOMING_TRACE = 0x0AF7651916CD43DD8448EB211C80319C
 
 
 @dataclass(frozen=True)
