@@ -1,117 +1,62 @@
-"""AuthService against in-memory ports and a movable clock."""
+"""AuthService against in-memory ports and a movable clock: sign-up, login, refresh, logout,
+password reset, sockets closed on sign-out. Races: test_auth_races.py."""
 
 from __future__ import annotations
 
 import re
-import uuid
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
 
 import pytest
-from argon2 import PasswordHasher, profiles
+from argon2 import PasswordHasher
 
-from protocols.auth import LoginRequest, PasswordResetRequest, Rotation, SignupRequest
-from server.auth.authenticator import Authenticator
+from protocols.auth import LoginRequest, PasswordResetRequest
 from server.auth.passwords import Passwords
 from server.auth.revocation import MemoryWatermarkCache, TokenWatermarks
 from server.auth.service import AuthService
-from server.auth.tokens import TokenCodec
-from server.config import Settings
-from server.http.problems import Conflict, ProblemError, Unauthorized, ValidationFailed
+from server.http.problems import Conflict, Unauthorized, ValidationFailed
+from tests.unit.auth_world import (
+    CHEAP,
+    SETTINGS,
+    World,
+    build_world,
+    code_of,
+    reset_code,
+    signup_request,
+)
 from tests.unit.fakes_auth import (
-    FakeAccounts,
-    FakeClock,
-    FakeMailer,
     FakeRefreshTokens,
-    FakeResets,
     FakeTokenWatermarks,
 )
-
-CHEAP = PasswordHasher.from_parameters(profiles.CHEAPEST)  # unit tests need speed, not strength
-SETTINGS = Settings(refresh_token_ttl=3600, password_reset_ttl=600,
-                    password_reset_max_attempts=3, access_token_ttl=900)
-
-
-@dataclass
-class World:
-    service: AuthService
-    clock: FakeClock
-    accounts: FakeAccounts
-    tokens: FakeRefreshTokens
-    resets: FakeResets
-    mailer: FakeMailer
-    codec: TokenCodec
-    authenticator: Authenticator
-    closed_sockets: list[str]
 
 
 @pytest.fixture
 def world() -> World:
-    clock = FakeClock()
-    store = FakeTokenWatermarks()
-    accounts, tokens, resets, mailer = (FakeAccounts(clock), FakeRefreshTokens(store),
-                                        FakeResets(), FakeMailer())
-    codec = TokenCodec("s" * 32, issuer="hubbub", audience="hubbub-api", ttl=900, clock=clock)
-    watermarks = TokenWatermarks(store, MemoryWatermarkCache(), clock=clock)
-    closed: list[str] = []
-
-    async def close_sockets(user_id: str) -> None:
-        closed.append(user_id)
-
-    service = AuthService(accounts=accounts, refresh_tokens=tokens, resets=resets,
-                          mailer=mailer, tokens=codec, watermarks=watermarks,
-                          passwords=Passwords(CHEAP), settings=SETTINGS,
-                          close_sockets=close_sockets, clock=clock)
-    return World(service, clock, accounts, tokens, resets, mailer, codec,
-                 Authenticator(codec, watermarks), closed)
-
-
-def _signup(name: str | None = None, **changes: str) -> SignupRequest:
-    name = name or f"user_{uuid.uuid4().hex[:8]}"
-    fields = {"username": name, "email": f"{name}@example.com", "password": "correct horse"}
-    fields.update(changes)
-    return SignupRequest(**fields)
-
-
-async def _code(world: World, email: str) -> str:
-    await world.service.forgot_password(email)
-    to, _, body = world.mailer.sent[-1]
-    assert to == email
-    match = re.search(r"\b(\d{6})\b", body)
-    assert match
-    return match.group(1)
-
-
-def _code_of(error: pytest.ExceptionInfo[ProblemError]) -> str:
-    return error.value.code
+    return build_world()
 
 
 async def test_signup_starts_a_session(world: World) -> None:
-    response = await world.service.signup(_signup("alice_1"))
+    response = await world.service.signup(signup_request("alice_1"))
     assert response.user.username == "alice_1" and response.user.display_name == "alice_1"
     assert response.token_type == "Bearer" and response.expires_in == 900
     principal = world.codec.verify(response.access_token)
     assert (principal.user_id, principal.role) == (response.user.id, "user")
     assert len(world.tokens.live(response.user.id)) == 1
     assert world.accounts.hashes[response.user.id].startswith("$argon2id$")
-    named = await world.service.signup(_signup(display_name="Bob B."))
+    named = await world.service.signup(signup_request(display_name="Bob B."))
     assert named.user.display_name == "Bob B."
 
 
 async def test_signup_conflicts_ignore_case(world: World) -> None:
-    await world.service.signup(_signup("carol", email="carol@example.com"))
+    await world.service.signup(signup_request("carol", email="carol@example.com"))
     with pytest.raises(Conflict) as taken:
-        await world.service.signup(_signup("CAROL", email="other@example.com"))
-    assert _code_of(taken) == "username_taken"
+        await world.service.signup(signup_request("CAROL", email="other@example.com"))
+    assert code_of(taken) == "username_taken"
     with pytest.raises(Conflict) as email_taken:
-        await world.service.signup(_signup("carol2", email="Carol@Example.COM"))
-    assert _code_of(email_taken) == "email_taken"
+        await world.service.signup(signup_request("carol2", email="Carol@Example.COM"))
+    assert code_of(email_taken) == "email_taken"
 
 
 async def test_login_by_username_or_email_regardless_of_case(world: World) -> None:
-    user = (await world.service.signup(_signup("dave"))).user
+    user = (await world.service.signup(signup_request("dave"))).user
     by_name = await world.service.login(LoginRequest(identifier="DAVE", password="correct horse"))
     by_mail = await world.service.login(
         LoginRequest(identifier="Dave@Example.com", password="correct horse"))
@@ -121,17 +66,17 @@ async def test_login_by_username_or_email_regardless_of_case(world: World) -> No
 
 
 async def test_wrong_password_and_unknown_user_look_the_same(world: World) -> None:
-    await world.service.signup(_signup("erin"))
+    await world.service.signup(signup_request("erin"))
     with pytest.raises(Unauthorized) as wrong:
         await world.service.login(LoginRequest(identifier="erin", password="wrong horse"))
     with pytest.raises(Unauthorized) as unknown:
         await world.service.login(LoginRequest(identifier="nobody", password="correct horse"))
-    assert _code_of(wrong) == _code_of(unknown) == "invalid_credentials"
+    assert code_of(wrong) == code_of(unknown) == "invalid_credentials"
     assert wrong.value.detail == unknown.value.detail
 
 
 async def test_login_upgrades_an_outdated_hash(world: World) -> None:
-    user = (await world.service.signup(_signup("frank"))).user
+    user = (await world.service.signup(signup_request("frank"))).user
     weaker = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
     world.accounts.hashes[user.id] = weaker.hash("correct horse")
     await world.service.login(LoginRequest(identifier="frank", password="correct horse"))
@@ -140,7 +85,7 @@ async def test_login_upgrades_an_outdated_hash(world: World) -> None:
 
 
 async def test_refresh_rotates_and_reuse_revokes_the_family(world: World) -> None:
-    first = await world.service.signup(_signup())
+    first = await world.service.signup(signup_request())
     other_session = await world.service.login(
         LoginRequest(identifier=first.user.username, password="correct horse"))
     second = await world.service.refresh(first.refresh_token)
@@ -150,41 +95,41 @@ async def test_refresh_rotates_and_reuse_revokes_the_family(world: World) -> Non
 
     with pytest.raises(Unauthorized) as replay:
         await world.service.refresh(first.refresh_token)
-    assert _code_of(replay) == "refresh_token_reused"
+    assert code_of(replay) == "refresh_token_reused"
     with pytest.raises(Unauthorized) as successor:
         await world.service.refresh(second.refresh_token)
-    assert _code_of(successor) == "invalid_refresh_token"
+    assert code_of(successor) == "invalid_refresh_token"
     # Only the replayed family died; the other session lives on.
     assert (await world.service.refresh(other_session.refresh_token)).user.id == first.user.id
 
 
 async def test_refresh_token_expires(world: World) -> None:
-    session = await world.service.signup(_signup())
+    session = await world.service.signup(signup_request())
     world.clock.advance(SETTINGS.refresh_token_ttl)
     with pytest.raises(Unauthorized) as expired:
         await world.service.refresh(session.refresh_token)
-    assert _code_of(expired) == "invalid_refresh_token"
+    assert code_of(expired) == "invalid_refresh_token"
     with pytest.raises(Unauthorized) as unknown:
         await world.service.refresh("never-issued")
-    assert _code_of(unknown) == "invalid_refresh_token"
+    assert code_of(unknown) == "invalid_refresh_token"
 
 
 async def test_logout_ends_the_session_and_is_idempotent(world: World) -> None:
-    session = await world.service.signup(_signup())
+    session = await world.service.signup(signup_request())
     rotated = await world.service.refresh(session.refresh_token)
     await world.service.logout(rotated.refresh_token)
     await world.service.logout(rotated.refresh_token)
     await world.service.logout("never-issued")
     with pytest.raises(Unauthorized) as after:
         await world.service.refresh(rotated.refresh_token)
-    assert _code_of(after) == "invalid_refresh_token"
+    assert code_of(after) == "invalid_refresh_token"
     assert world.tokens.live(session.user.id) == []
 
 
 async def test_forgot_mails_a_code_only_to_known_addresses(world: World) -> None:
     await world.service.forgot_password("ghost@example.com")
     assert world.mailer.sent == []
-    user = (await world.service.signup(_signup("gina"))).user
+    user = (await world.service.signup(signup_request("gina"))).user
     await world.service.forgot_password("GINA@example.com")
     [(to, subject, body)] = world.mailer.sent
     assert to == user.email and "reset" in subject.lower()
@@ -193,9 +138,9 @@ async def test_forgot_mails_a_code_only_to_known_addresses(world: World) -> None
 
 
 async def test_reset_sets_the_password_and_signs_out_everywhere(world: World) -> None:
-    session = await world.service.signup(_signup("hank"))
+    session = await world.service.signup(signup_request("hank"))
     await world.service.login(LoginRequest(identifier="hank", password="correct horse"))
-    code = await _code(world, session.user.email)
+    code = await reset_code(world, session.user.email)
     reset = PasswordResetRequest(email=session.user.email, code=code,
                                  new_password="battery staple")
     await world.service.reset_password(reset)
@@ -207,13 +152,13 @@ async def test_reset_sets_the_password_and_signs_out_everywhere(world: World) ->
         LoginRequest(identifier="hank", password="battery staple"))).user.id == session.user.id
     with pytest.raises(ValidationFailed) as reused:  # the code was consumed
         await world.service.reset_password(reset)
-    assert _code_of(reused) == "invalid_reset_code"
+    assert code_of(reused) == "invalid_reset_code"
     assert [e.field for e in reused.value.errors or []] == ["code"]
 
 
 async def test_reset_code_dies_after_too_many_wrong_guesses(world: World) -> None:
-    user = (await world.service.signup(_signup())).user
-    code = await _code(world, user.email)
+    user = (await world.service.signup(signup_request())).user
+    code = await reset_code(world, user.email)
     wrong = f"{(int(code) + 1) % 1_000_000:06d}"
     for _ in range(SETTINGS.password_reset_max_attempts):
         with pytest.raises(ValidationFailed):
@@ -222,32 +167,32 @@ async def test_reset_code_dies_after_too_many_wrong_guesses(world: World) -> Non
     with pytest.raises(ValidationFailed) as dead:
         await world.service.reset_password(
             PasswordResetRequest(email=user.email, code=code, new_password="new password"))
-    assert _code_of(dead) == "invalid_reset_code"
+    assert code_of(dead) == "invalid_reset_code"
     # A fresh code works again.
-    fresh = await _code(world, user.email)
+    fresh = await reset_code(world, user.email)
     await world.service.reset_password(
         PasswordResetRequest(email=user.email, code=fresh, new_password="new password"))
 
 
 async def test_reset_code_expires_and_unknown_email_is_refused(world: World) -> None:
-    user = (await world.service.signup(_signup())).user
-    code = await _code(world, user.email)
+    user = (await world.service.signup(signup_request())).user
+    code = await reset_code(world, user.email)
     world.clock.advance(SETTINGS.password_reset_ttl)
     with pytest.raises(ValidationFailed) as expired:
         await world.service.reset_password(
             PasswordResetRequest(email=user.email, code=code, new_password="new password"))
-    assert _code_of(expired) == "invalid_reset_code"
+    assert code_of(expired) == "invalid_reset_code"
     with pytest.raises(ValidationFailed) as unknown:
         await world.service.reset_password(
             PasswordResetRequest(email="ghost@example.com", code=code,
                                  new_password="new password"))
-    assert _code_of(unknown) == "invalid_reset_code"
+    assert code_of(unknown) == "invalid_reset_code"
 
 
 async def test_a_new_code_replaces_the_old_one(world: World) -> None:
-    user = (await world.service.signup(_signup())).user
-    old = await _code(world, user.email)
-    new = await _code(world, user.email)
+    user = (await world.service.signup(signup_request())).user
+    old = await reset_code(world, user.email)
+    new = await reset_code(world, user.email)
     if old != new:  # one in a million they coincide
         with pytest.raises(ValidationFailed):
             await world.service.reset_password(
@@ -257,17 +202,17 @@ async def test_a_new_code_replaces_the_old_one(world: World) -> None:
 
 
 async def test_me_returns_the_account_or_refuses_a_vanished_one(world: World) -> None:
-    session = await world.service.signup(_signup())
+    session = await world.service.signup(signup_request())
     principal = world.codec.verify(session.access_token)
     assert (await world.service.me(principal)).id == session.user.id
     del world.accounts.users[session.user.id]
     with pytest.raises(Unauthorized) as gone:
         await world.service.me(principal)
-    assert _code_of(gone) == "invalid_token"
+    assert code_of(gone) == "invalid_token"
 
 
 async def test_a_failing_mailer_does_not_leak_through_forgot(world: World) -> None:
-    user = (await world.service.signup(_signup())).user
+    user = (await world.service.signup(signup_request())).user
     world.mailer.failing = True
     await world.service.forgot_password(user.email)  # still "accepted", like any address
     assert user.id in world.resets.rows
@@ -275,11 +220,11 @@ async def test_a_failing_mailer_does_not_leak_through_forgot(world: World) -> No
 
 async def test_reset_revokes_every_access_token_at_once_and_closes_sockets(
         world: World) -> None:
-    session = await world.service.signup(_signup("ivy"))
+    session = await world.service.signup(signup_request("ivy"))
     other = await world.service.login(LoginRequest(identifier="ivy", password="correct horse"))
-    bystander = await world.service.signup(_signup("jack"))
+    bystander = await world.service.signup(signup_request("jack"))
     world.clock.advance(0.4)  # the reset comes in the same second as the tokens
-    code = await _code(world, session.user.email)
+    code = await reset_code(world, session.user.email)
     await world.service.reset_password(PasswordResetRequest(
         email=session.user.email, code=code, new_password="battery staple"))
 
@@ -287,7 +232,7 @@ async def test_reset_revokes_every_access_token_at_once_and_closes_sockets(
         world.codec.verify(old)  # still well-formed and unexpired...
         with pytest.raises(Unauthorized) as revoked:  # ...but revoked
             await world.authenticator.check(old)
-        assert _code_of(revoked) == "token_revoked"
+        assert code_of(revoked) == "token_revoked"
     assert world.closed_sockets == [session.user.id]
     assert (await world.authenticator.check(bystander.access_token)).user_id == (
         bystander.user.id)
@@ -297,13 +242,13 @@ async def test_reset_revokes_every_access_token_at_once_and_closes_sockets(
 
 
 async def test_logout_all_revokes_refresh_and_access_tokens_every_time(world: World) -> None:
-    session = await world.service.signup(_signup("kim"))
+    session = await world.service.signup(signup_request("kim"))
     principal = await world.authenticator.check(session.access_token)
     await world.service.logout_all(principal)
     assert world.tokens.live(session.user.id) == []
     with pytest.raises(Unauthorized) as revoked:
         await world.authenticator.check(session.access_token)
-    assert _code_of(revoked) == "token_revoked"
+    assert code_of(revoked) == "token_revoked"
     with pytest.raises(Unauthorized):
         await world.service.refresh(session.refresh_token)
     assert world.closed_sockets == [session.user.id]
@@ -323,7 +268,7 @@ async def test_logout_all_revokes_refresh_and_access_tokens_every_time(world: Wo
 
 
 async def test_a_failing_socket_close_does_not_undo_the_sign_out(world: World) -> None:
-    session = await world.service.signup(_signup())
+    session = await world.service.signup(signup_request())
 
     async def broken(user_id: str) -> None:
         raise RuntimeError("session records unreachable")
@@ -335,103 +280,10 @@ async def test_a_failing_socket_close_does_not_undo_the_sign_out(world: World) -
 
 
 async def test_logout_of_one_session_leaves_access_tokens_to_their_ttl(world: World) -> None:
-    session = await world.service.signup(_signup())
+    session = await world.service.signup(signup_request())
     await world.service.logout(session.refresh_token)
     assert (await world.authenticator.check(session.access_token)).user_id == session.user.id
     assert world.closed_sockets == []
-
-
-class SlowPasswords(Passwords):
-    """Passwords whose verification lets something else happen first (`during`)."""
-
-    def __init__(self) -> None:
-        super().__init__(CHEAP)
-        self.during: list[Callable[[], Awaitable[None]]] = []
-
-    async def verify(self, stored_hash: str | None, password: str) -> Any:
-        while self.during:
-            await self.during.pop(0)()
-        return await super().verify(stored_hash, password)
-
-
-async def test_a_login_racing_a_password_reset_starts_no_session(world: World) -> None:
-    victim = await world.service.signup(_signup("lena"))
-    code = await _code(world, victim.user.email)
-    slow = SlowPasswords()
-    world.service._passwords = slow
-
-    async def reset_meanwhile() -> None:  # the old hash was read; the owner resets now
-        world.clock.advance(0.001)
-        await world.service.reset_password(PasswordResetRequest(
-            email=victim.user.email, code=code, new_password="battery staple"))
-
-    slow.during.append(reset_meanwhile)
-    with pytest.raises(Unauthorized) as refused:  # the old password, checked before the reset
-        await world.service.login(LoginRequest(identifier="lena", password="correct horse"))
-    assert _code_of(refused) == "invalid_credentials"
-    assert world.tokens.live(victim.user.id) == []
-    world.clock.advance(0.001)
-    after = await world.service.login(LoginRequest(identifier="lena", password="battery staple"))
-    assert (await world.authenticator.check(after.access_token)).user_id == victim.user.id
-
-
-class RacingRefreshTokens(FakeRefreshTokens):
-    """Runs `after_rotate` once a rotation is done (a sign-out landing right then)."""
-
-    after_rotate: Callable[[], Awaitable[None]] | None = None
-
-    async def rotate(self, **kwargs: Any) -> Rotation:
-        rotation = await super().rotate(**kwargs)
-        if self.after_rotate is not None:
-            hook, self.after_rotate = self.after_rotate, None
-            await hook()
-        return rotation
-
-
-class RacingWatermarks(FakeTokenWatermarks):
-    """Runs `after_read` once right after a state read (a sign-out landing right then)."""
-
-    after_read: Callable[[], Awaitable[None]] | None = None
-
-    async def state(self, user_id: str) -> tuple[int, datetime | None]:
-        state = await super().state(user_id)
-        if self.after_read is not None:
-            hook, self.after_read = self.after_read, None
-            await hook()
-        return state
-
-
-@pytest.mark.parametrize("when", ["after_rotate", "after_read"])
-async def test_a_refresh_racing_logout_all_hands_out_nothing_that_lasts(
-        world: World, when: str) -> None:
-    store = RacingWatermarks()
-    tokens = RacingRefreshTokens(store)
-    watermarks = TokenWatermarks(store, MemoryWatermarkCache(), clock=world.clock)
-    service = AuthService(accounts=world.accounts, refresh_tokens=tokens, resets=world.resets,
-                          mailer=world.mailer, tokens=world.codec, watermarks=watermarks,
-                          passwords=Passwords(CHEAP), settings=SETTINGS, clock=world.clock)
-    authenticator = Authenticator(world.codec, watermarks)
-    session = await service.signup(_signup())
-    principal = await authenticator.check(session.access_token)
-
-    async def logout_all() -> None:
-        world.clock.advance(0.001)
-        await service.logout_all(principal)
-
-    if when == "after_rotate":
-        tokens.after_rotate = logout_all
-        with pytest.raises(Unauthorized) as refused:
-            await service.refresh(session.refresh_token)
-        assert _code_of(refused) == "invalid_refresh_token"
-    else:  # too late to refuse: what it hands out is revoked by the sign-out
-        store.after_read = logout_all
-        late = await service.refresh(session.refresh_token)
-        with pytest.raises(Unauthorized) as revoked:
-            await authenticator.check(late.access_token)
-        assert _code_of(revoked) == "token_revoked"
-        with pytest.raises(Unauthorized):
-            await service.refresh(late.refresh_token)
-    assert tokens.live(session.user.id) == []
 
 
 async def test_login_signup_and_refresh_leave_the_watermark_cached(world: World) -> None:
@@ -443,7 +295,7 @@ async def test_login_signup_and_refresh_leave_the_watermark_cached(world: World)
                           resets=world.resets, mailer=world.mailer, tokens=world.codec,
                           watermarks=watermarks, passwords=Passwords(CHEAP), settings=SETTINGS,
                           clock=world.clock)
-    session = await service.signup(_signup())
+    session = await service.signup(signup_request())
     assert await cache.get(session.user.id) == 0
     await cache.raise_to(session.user.id, 5)  # a sign-out's raise is never lowered
     await service.login(LoginRequest(identifier=session.user.username, password="correct horse"))
