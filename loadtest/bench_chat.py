@@ -63,12 +63,10 @@ import asyncio
 import os
 import sys
 import time
-import uuid
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import aiohttp
-import asyncpg
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -76,7 +74,7 @@ from chat_client import Seat
 from chat_report import find_peak, fmt, report
 from chat_results import SETTLE_SECONDS, Load, Window
 from chat_workers import Workers
-from harness import UNLIMITED, BenchServer, mint_token, rss, tail
+from harness import UNLIMITED, BenchServer, insert_users, mint_token, rss, tail
 from pg_meter import PgMeter
 
 CLOSE_DEADLINE = 60.0  # for the server to finish closing the clients' sockets before its stop
@@ -132,14 +130,7 @@ async def seed(dsn: str, base_url: str, secret: str, options: Options,
 
     users = [new_id() for _ in range(options.clients)]
     if store_users:
-        conn = await asyncpg.connect(dsn)
-        try:
-            await conn.copy_records_to_table(
-                "users", columns=["id", "username", "email", "password_hash", "display_name"],
-                records=[(uuid.UUID(u), f"chat_{i}", f"chat_{i}@bench.test", "x", f"Chat {i}")
-                         for i, u in enumerate(users)])
-        finally:
-            await conn.close()
+        await insert_users(dsn, users, "chat")
     tokens = {u: mint_token(secret, u) for u in users}
     seats: list[Seat] = []
     async with aiohttp.ClientSession(base_url=base_url) as http:

@@ -37,7 +37,15 @@ from datetime import UTC, datetime, timedelta
 import aiohttp
 import asyncpg
 from cluster import BenchCluster
-from harness import DEFAULT_POSTGRES, DEFAULT_REDIS, UNLIMITED, BenchServer, mint_token, tail
+from harness import (
+    DEFAULT_POSTGRES,
+    DEFAULT_REDIS,
+    UNLIMITED,
+    BenchServer,
+    insert_users,
+    mint_token,
+    tail,
+)
 
 PRIORITIES = ("urgent", "high", "normal", "low")
 DONE_DEADLINE = 300.0
@@ -61,14 +69,7 @@ def percentile(values: list[float], q: float) -> float:
 
 async def seed_authors(dsn: str, count: int) -> list[str]:
     ids = [str(uuid.uuid4()) for _ in range(count)]
-    conn = await asyncpg.connect(dsn)
-    try:
-        await conn.copy_records_to_table(
-            "users", columns=["id", "username", "email", "password_hash", "display_name"],
-            records=[(uuid.UUID(i), f"sched_{n}", f"sched_{n}@example.test", "x", f"S {n}")
-                     for n, i in enumerate(ids)])
-    finally:
-        await conn.close()
+    await insert_users(dsn, ids, "sched")
     return ids
 
 

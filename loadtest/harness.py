@@ -82,6 +82,19 @@ def mint_token(secret: str, user_id: str, ttl: int = 3600) -> str:
                       secret, algorithm="HS256")
 
 
+async def insert_users(dsn: str, ids: list[str], prefix: str) -> None:
+    """Users straight into Hubbub's table (an argon2 sign-up each would be the benchmark),
+    named `<prefix>_<n>`; they cannot log in (the bench mints their tokens)."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.copy_records_to_table(
+            "users", columns=["id", "username", "email", "password_hash", "display_name"],
+            records=[(uuid.UUID(i), f"{prefix}_{n}", f"{prefix}_{n}@bench.test", "x",
+                      f"{prefix} {n}") for n, i in enumerate(ids)])
+    finally:
+        await conn.close()
+
+
 async def _create_database(admin_dsn: str, name: str) -> str:
     conn = await asyncpg.connect(admin_dsn)
     try:
