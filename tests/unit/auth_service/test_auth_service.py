@@ -13,11 +13,10 @@ from server.auth.passwords import Passwords
 from server.auth.revocation import MemoryWatermarkCache, TokenWatermarks
 from server.auth.service import AuthService
 from server.http.problems import Conflict, Unauthorized, ValidationFailed
-from tests.unit.auth_world import (
+from tests.unit.auth_service.world import (
     CHEAP,
     SETTINGS,
     World,
-    build_world,
     code_of,
     reset_code,
     signup_request,
@@ -26,11 +25,6 @@ from tests.unit.fakes_auth import (
     FakeRefreshTokens,
     FakeTokenWatermarks,
 )
-
-
-@pytest.fixture
-def world() -> World:
-    return build_world()
 
 
 async def test_signup_starts_a_session(world: World) -> None:

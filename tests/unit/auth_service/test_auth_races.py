@@ -15,11 +15,10 @@ from server.auth.passwords import Passwords
 from server.auth.revocation import MemoryWatermarkCache, TokenWatermarks
 from server.auth.service import AuthService
 from server.http.problems import Unauthorized
-from tests.unit.auth_world import (
+from tests.unit.auth_service.world import (
     CHEAP,
     SETTINGS,
     World,
-    build_world,
     code_of,
     reset_code,
     signup_request,
@@ -28,11 +27,6 @@ from tests.unit.fakes_auth import (
     FakeRefreshTokens,
     FakeTokenWatermarks,
 )
-
-
-@pytest.fixture
-def world() -> World:
-    return build_world()
 
 
 class SlowPasswords(Passwords):

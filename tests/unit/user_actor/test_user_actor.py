@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 
 from actors.clock import ManualClock
@@ -18,14 +16,7 @@ from protocols.user_messages import (
     SetPresence,
 )
 from storage.memory.presence import MemoryPresenceStore
-from tests.unit.user_rig import GRACE, USER, Harness, build
-
-
-@pytest.fixture
-async def h() -> AsyncIterator[Harness]:
-    harness = build()
-    yield harness
-    await harness.system.stop()
+from tests.unit.user_actor.rig import GRACE, USER, Harness, build
 
 
 async def test_first_session_makes_the_user_online_and_tells_watchers(h: Harness) -> None:

@@ -3,10 +3,7 @@ restarts and heartbeats that put the sessions right."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
-
-import pytest
 
 from actors.clock import ManualClock
 from actors.user import DEFAULT_ALIVE_WINDOW, DEFAULT_HEARTBEAT
@@ -17,14 +14,7 @@ from protocols.user_messages import (
     SetPresence,
 )
 from storage.memory.presence import MemoryPresenceStore
-from tests.unit.user_rig import GRACE, USER, FailingStore, Harness, build
-
-
-@pytest.fixture
-async def h() -> AsyncIterator[Harness]:
-    harness = build()
-    yield harness
-    await harness.system.stop()
+from tests.unit.user_actor.rig import GRACE, USER, FailingStore, Harness, build
 
 
 async def test_a_storage_failure_keeps_presence_in_memory() -> None:
