@@ -31,7 +31,7 @@ from storage.redis.presence import RedisPresenceStore
 from storage.redis.sessions import RedisSessionRecords
 from storage.redis.token_watermarks import RedisWatermarkCache
 from tests.unit.fakes_auth import FakeTokenWatermarks
-from tests.unit.test_user_actor import FakeBroadcaster
+from tests.unit.user_actor.rig import FakeBroadcaster
 
 pytestmark = pytest.mark.integration
 NODE = "node-a"

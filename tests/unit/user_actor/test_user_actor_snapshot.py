@@ -17,7 +17,7 @@ from protocols.cluster import Activate
 from protocols.presence import PresenceRecord
 from protocols.user_messages import GetPresence, PresenceSnapshot, SessionClosed, SessionOpened
 from storage.memory.presence import MemoryPresenceStore
-from tests.unit.test_user_actor import GRACE, USER, FakeBroadcaster, FakeDirectory
+from tests.unit.user_actor.rig import GRACE, USER, FakeBroadcaster, FakeDirectory
 
 
 class StampedStore(MemoryPresenceStore):
