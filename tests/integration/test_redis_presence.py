@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 import redis.asyncio as redis
 
 from actors.clock import ManualClock
 from protocols.presence import PresenceRecord
+from storage.errors import StorageError
+from storage.redis.client import create_redis
 from storage.redis.presence import RedisPresenceStore
 from tests.unit.presence_contract import check_presence_store
 
@@ -56,3 +60,39 @@ async def test_the_sessions_field_of_earlier_versions_is_ignored_then_dropped(
                                                     alive_until=clock.time() + 60)
     await store.save("u1", PresenceRecord(status="away", alive_until=clock.time() + 60))
     assert await redis_client.hexists(key, "sessions") is False
+
+
+async def test_the_multiplexed_client_reads_many_records_without_a_pooled_connection(
+        redis_url: str, clean_redis_prefix: str) -> None:
+    # Every room reads its members' presence at once when a chat load starts: through a
+    # pipeline each read took (and opened) a pooled connection.
+    client = create_redis(redis_url)
+    clock = ManualClock(start=1_800_000_000.0)
+    store = RedisPresenceStore(client, clean_redis_prefix, clock=clock.time)
+    try:
+        await store.save("u1", PresenceRecord(status="online", alive_until=clock.time() + 60))
+        await store.save("u2", PresenceRecord(status="away", alive_until=clock.time() + 60))
+        reads = await asyncio.gather(*(store.get_many(["u1", "u2", "nobody"])
+                                       for _ in range(20)))
+        assert all(read == {"u1": PresenceRecord(status="online",
+                                                 alive_until=clock.time() + 60),
+                            "u2": PresenceRecord(status="away",
+                                                 alive_until=clock.time() + 60)}
+                   for read in reads)
+        assert await store.online(["u1", "u2", "nobody"]) == {"u1", "u2"}
+        assert sum(count for count, _ in client.connection_pool.get_connection_count()) == 0
+    finally:
+        await client.aclose()
+
+
+async def test_a_failed_read_of_many_records_is_a_storage_error(
+        redis_url: str, clean_redis_prefix: str) -> None:
+    client = create_redis(redis_url)
+    store = RedisPresenceStore(client, clean_redis_prefix)
+    try:
+        await client.set(f"{clean_redis_prefix}presence:u1", "not a hash")
+        with pytest.raises(StorageError):
+            await store.get_many(["u1"])
+    finally:
+        await client.delete(f"{clean_redis_prefix}presence:u1")
+        await client.aclose()
