@@ -22,9 +22,11 @@ from protocols.chat import Message
 from protocols.room_messages import MembershipChanged, SendMessage
 from server.actors_wiring import ACTOR_SYSTEM
 from server.chat.live import SocketIORoomSockets
+from server.chat.metrics import ChatCollector
 from server.chat.service import ChatService
 from server.gateway.setup import BROADCASTER, GATEWAY, SIO
 from server.keys import DB_POOL, LIFECYCLE, SETTINGS
+from server.metrics import METRICS
 from server.resources import optional_redis
 from storage.memory.chat_history import MemoryChatHistory
 from storage.postgres.chat import PostgresMessageNotifier, PostgresRoomStore
@@ -80,11 +82,14 @@ async def chat_ctx(app: web.Application) -> AsyncIterator[None]:
                                     max_age=settings.chat_history_ttl)
         app[LIFECYCLE].adapters["chat_history"] = "memory"
     store = PostgresRoomStore(pool)
+    collector = ChatCollector(store.commits, history)
+    app[METRICS].registry.register(collector)
     app[CHAT_ADAPTERS] = ChatAdapters(store=store, history=history,
                                       notifier=PostgresMessageNotifier(pool))
     app[CHAT_SERVICE] = ChatService(PostgresRoomDirectory(pool), store,
                                     ActorRoomMessenger(app[ACTOR_SYSTEM]))
     yield
+    app[METRICS].registry.unregister(collector)
     await store.close()
     if isinstance(history, RedisChatHistory):
         await history.close()

@@ -19,7 +19,9 @@ Recorded as things happen, by GatewayNamespace (server/gateway/namespace.py):
 The label children of all of these are bound once and kept in dicts: an event costs two
 clock reads, two dict lookups, a histogram observe and a counter increment.
 
-Read at scrape time (SocketCollector): `hubbub_sockets_connected`, the bad frames, and the
+Read at scrape time (SocketCollector): `hubbub_sockets_connected`, the bad frames, in a
+cluster the room packets between nodes (`hubbub_room_packets_total{direction}`, `published` or
+`received`, and `hubbub_room_packet_failures_total`), and the
 outbound queues of this node's Engine.IO sockets: `hubbub_socket_outbound_queue_depth` (a
 gauge histogram of the packets waiting in each socket's queue; `_gcount`: the sockets,
 `_gsum`: the packets) and `hubbub_socket_outbound_queue_max_depth`. Packets are written to
@@ -163,6 +165,23 @@ class SocketCollector(Collector):
                                   "Sockets closed for sending bad frames",
                                   value=self._frames.closed)
         yield from queue_depths(self._eio.sockets.values())
+        channels = self._gateway.room_channels
+        if channels is not None:
+            yield from room_packets(channels)
+
+
+def room_packets(channels: Any) -> Iterator[Metric]:
+    """What this node's room channels (storage/redis/room_channels.py) carried to and from the
+    other nodes: each is one emit to a room that crossed Redis once."""
+    packets = CounterMetricFamily("hubbub_room_packets",
+                                  "Room packets this node published to the other nodes, or "
+                                  "received from them and delivered", labels=["direction"])
+    packets.add_metric(["published"], getattr(channels, "published", 0))
+    packets.add_metric(["received"], getattr(channels, "received", 0))
+    yield packets
+    yield CounterMetricFamily("hubbub_room_packet_failures",
+                              "Room packets Redis refused or lost after they were queued",
+                              value=getattr(channels, "failures", 0))
 
 
 def queue_depths(sockets: Any) -> Iterator[Metric]:

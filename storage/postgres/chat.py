@@ -109,6 +109,11 @@ class PostgresRoomStore:
                      for user_id, role, read in members],
         )
 
+    @property
+    def commits(self) -> MessageBatcher:
+        """The node's group commit (its `batches` and `messages` counters: /metrics)."""
+        return self._batches
+
     async def append(self, message: Message) -> Message:
         stored = await self._batches.append(message)
         if stored is not None:

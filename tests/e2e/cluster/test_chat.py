@@ -44,6 +44,10 @@ async def test_a_burst_from_every_node_is_ordered_exactly_once_by_one_room_actor
     members = await new_users(http, MEMBERS_PER_NODE * size, "burst")
     before = await cluster.live_by_node("RoomActor")
     asks_before = await cluster.metric("hubbub_cluster_remote_sent_total", type="ask")
+    stored_before = await cluster.metric("hubbub_chat_committed_messages_total")
+    commits_before = await cluster.metric("hubbub_chat_commits_total")
+    published_before = await cluster.metric("hubbub_room_packets_total", direction="published")
+    received_before = await cluster.metric("hubbub_room_packets_total", direction="received")
     room = await create_group(http, members[0], members[1:], "burst")
     lives = [await Live.connect(cluster.url(i // MEMBERS_PER_NODE), m.token)
              for i, m in enumerate(members)]
@@ -92,6 +96,20 @@ async def test_a_burst_from_every_node_is_ordered_exactly_once_by_one_room_actor
         asks_after = await cluster.metric("hubbub_cluster_remote_sent_total", type="ask")
         remote_sends = MESSAGES_EACH * MEMBERS_PER_NODE * (size - 1)
         assert sum(asks_after.values()) - sum(asks_before.values()) >= remote_sends
+        # The room's node committed every message, sharing commits, and its packets reached
+        # each other node once per message.
+        owner = next(i for i, n in grown.items() if n == 1)
+        stored_now = await cluster.metric("hubbub_chat_committed_messages_total")
+        commits_now = await cluster.metric("hubbub_chat_commits_total")
+        assert {i: stored_now[i] - stored_before[i] for i in stored_now} == \
+            {i: total + 1 if i == owner else 0 for i in stored_now}
+        assert 1 <= commits_now[owner] - commits_before[owner] <= total + 1
+        published = await cluster.metric("hubbub_room_packets_total", direction="published")
+        received = await cluster.metric("hubbub_room_packets_total", direction="received")
+        assert published[owner] - published_before[owner] >= total + 1
+        for i in received:
+            if i != owner:
+                assert received[i] - received_before[i] >= total + 1, f"node {i}"
     finally:
         for live in lives:
             await live.close()
