@@ -25,6 +25,7 @@ from aiohttp import web
 from protocols.problems import FieldError
 from protocols.roles import Role
 from protocols.validation import explain
+from server.auth.principal import Principal
 from server.http.caching import conditional
 from server.http.problems import (
     BadRequest,
@@ -39,6 +40,9 @@ Handler = Callable[..., Awaitable[Any]]
 RouteHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _encoder = msgspec.json.Encoder()
 _PATH = re.compile(r" - at `\$\.?(.*)`$")
+
+# Who made the request, once an endpoint that needs a token has checked it (the request log).
+PRINCIPAL = web.RequestKey("principal", Principal)
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,7 +186,7 @@ def _wrap(endpoint: Endpoint, fn: Handler) -> RouteHandler:
             principal = request.app[AUTHENTICATOR](bearer_token(request))
             if endpoint.roles is not None and principal.role not in endpoint.roles:
                 raise Forbidden(f"This needs one of the roles: {', '.join(sorted(endpoint.roles))}")
-            request["principal"] = principal
+            request[PRINCIPAL] = principal
             kwargs["principal"] = principal
         if endpoint.query is not None:
             kwargs["query"] = decode_query(request, endpoint.query)

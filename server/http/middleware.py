@@ -14,7 +14,7 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 
 from server.faults import RETRY_AFTER_SECONDS, ServiceUnavailable, unavailable_cause
-from server.http.endpoint import current_endpoint
+from server.http.endpoint import PRINCIPAL, current_endpoint
 from server.http.problems import (
     BadRequest,
     MethodNotAllowed,
@@ -74,7 +74,7 @@ async def request_context(request: web.Request, handler: web.Handler) -> web.Str
         response.headers["X-Request-ID"] = request_id
         return response
     finally:
-        principal = request.get("principal")
+        principal = request.get(PRINCIPAL)
         log.info(
             "%s %s %s", request.method, request.path, status,
             extra={
