@@ -22,8 +22,9 @@ message that still cannot be stored (its room deleted meanwhile) fails. Any othe
 (the connection lost, Postgres down) fails every message of the batch: none is acked, each
 caller sees the error.
 
-A batch is what queued up during the previous round trip, and, while messages stream in
-(the previous batch ended less than STREAM_WINDOW ago), what comes during LINGER more, or
+A batch is what queued up during the previous round trip, and, while messages stream in fast
+enough that another one is due within LINGER (the moving average of the gaps between appends
+is at most LINGER: 167 messages/s on this node), what comes during LINGER more, or
 until FILL messages are queued, whichever is first: one statement costs Postgres about 0.4 ms
 of CPU (user + system, commit included) alone and 0.1 ms more for each further message
 (measured on a 2-core machine), so a few milliseconds of waiting at a steady rate buy most of
@@ -31,7 +32,12 @@ the saving, and once a batch holds FILL messages most of it is bought: a busy no
 waiting (every message waited the whole LINGER, a third of its delivery latency at 2,000
 messages/s). Shared bench, 500 messages/s: LINGER 3 ms gave 0.29 server + 0.12 Postgres
 cores, 6 ms 0.26 + 0.09, for 1.3 ms more p50 (5.3 -> 6.6 ms); at 1,400 messages/s FILL
-decides and the latency did not move. A quiet node writes each message at once. The
+decides and the latency did not move. Slower than that, a batch would wait the whole LINGER
+for hardly any company: a node at 125 messages/s (bench-chat) delivered at p50 9.8 ms with
+the linger and 3.1-3.6 ms without (p99 16.5 against 9.1-13.7 ms), for 0.01-0.02 more Postgres
+cores, so it writes each batch at once (p50 4.4 ms with this rule). The threshold is one
+message, not two: two nodes at 250 messages/s each wrote 1.5 messages per statement with a
+threshold of two, 2.6 with one (2.7 when any batch within 20 ms of the last one lingered). The
 batcher keeps its pool connection while messages keep coming (giving it back after each
 batch would add asyncpg's reset query, as costly as the batch), and hands it back after
 IDLE_RELEASE seconds without messages (once the positions are written) or after any failure.
@@ -43,6 +49,8 @@ import asyncio
 import contextlib
 import contextvars
 import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,7 +67,11 @@ log = logging.getLogger("hubbub.storage.chat")
 MAX_BATCH = 500  # messages per statement; more wait for the next round trip
 LINGER = 0.006  # seconds a batch waits for company while messages stream in...
 FILL = 6  # ...unless this many messages are queued already
-STREAM_WINDOW = 0.02  # ...that is, when the previous batch ended less than this ago
+# ...that is, while another message is due within LINGER: the moving average of the gaps
+# between appends, each new gap weighing RATE_MEMORY, is at most LINGER. A gap
+# counts as 2 * LINGER at most (any longer one just means "slow"), so after a quiet spell the
+# first message is written at once and a few quick ones bring the average down again.
+RATE_MEMORY = 0.2
 IDLE_RELEASE = 0.25  # seconds without messages before the connection goes back to the pool
 # Seconds between two wake-ups of the outbox relays. Each NOTIFY wakes every listening backend
 # of the database, and the relay gathers commits for RelayOptions.coalesce (0.1 s) after a
@@ -147,14 +159,18 @@ class MessageBatcher:
     def __init__(self, pool: asyncpg.Pool, *, max_batch: int = MAX_BATCH,
                  linger: float = LINGER, fill: int = FILL,
                  positions_delay: float = POSITIONS_DELAY,
-                 notify_every: float = NOTIFY_EVERY) -> None:
+                 notify_every: float = NOTIFY_EVERY,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         if max_batch < 1 or fill < 1 or linger < 0 or positions_delay < 0:
             raise ValueError("max_batch and fill must be positive, linger and positions_delay "
                              "not negative")
         self._linger = linger
         self._fill = min(fill, max_batch)
         self._filled: asyncio.Future[None] | None = None  # while lingering: FILL queued
-        self._last_batch_end: float | None = None  # loop time
+        self._clock = clock
+        self._slow = 2 * linger  # a gap counts as this much at most
+        self._gap = self._slow  # moving average of the seconds between two appends
+        self._last_append: float | None = None  # clock time
         self._pool = pool
         self._max_batch = max_batch
         self._queue: list[_Pending] = []
@@ -174,12 +190,22 @@ class MessageBatcher:
         self.messages = 0  # messages they carried
 
     @property
+    def streaming(self) -> bool:
+        """Whether messages come fast enough for a batch to wait for company (another one
+        due within LINGER, by the moving average of the gaps between appends)."""
+        return bool(self._linger) and self._gap <= self._linger
+
+    @property
     def lingering(self) -> bool:
         """Whether the next batch is waiting for company (LINGER, or FILL messages)."""
         return self._filled is not None
 
     async def append(self, message: Message) -> Message | None:
         pending = _Pending(message, current_traceparent())
+        now = self._clock()
+        if self._last_append is not None:
+            self._gap += (min(now - self._last_append, self._slow) - self._gap) * RATE_MEMORY
+        self._last_append = now
         self._queue.append(pending)
         filled = self._filled
         if filled is not None and len(self._queue) >= self._fill and not filled.done():
@@ -232,14 +258,11 @@ class MessageBatcher:
             if flush_first:
                 await self._flush_positions()
             while self._queue:
-                last = self._last_batch_end
-                if self._linger and last is not None and len(self._queue) < self._fill \
-                        and loop.time() - last < STREAM_WINDOW:
+                if len(self._queue) < self._fill and self.streaming:
                     await self._linger_for_company(loop)
                 batch = self._queue[:self._max_batch]
                 del self._queue[:self._max_batch]
                 await self._write_batch(batch)
-                self._last_batch_end = loop.time()
                 if self._positions and loop.time() >= self._positions_due:
                     await self._flush_positions()
         finally:
