@@ -59,6 +59,7 @@ import msgspec
 
 from protocols.chat import Message
 from protocols.events import MessageSent, envelope
+from storage.arrival_pace import ArrivalPace
 from storage.postgres.outbox import OUTBOX_CHANNEL, current_traceparent
 from storage.postgres.room_positions import POSITIONS_DELAY, PendingPositions, flush
 
@@ -67,11 +68,7 @@ log = logging.getLogger("hubbub.storage.chat")
 MAX_BATCH = 500  # messages per statement; more wait for the next round trip
 LINGER = 0.006  # seconds a batch waits for company while messages stream in...
 FILL = 6  # ...unless this many messages are queued already
-# ...that is, while another message is due within LINGER: the moving average of the gaps
-# between appends, each new gap weighing RATE_MEMORY, is at most LINGER. A gap
-# counts as 2 * LINGER at most (any longer one just means "slow"), so after a quiet spell the
-# first message is written at once and a few quick ones bring the average down again.
-RATE_MEMORY = 0.2
+# ...that is, while another message is due within LINGER (storage/arrival_pace.py).
 IDLE_RELEASE = 0.25  # seconds without messages before the connection goes back to the pool
 # Seconds between two wake-ups of the outbox relays. Each NOTIFY wakes every listening backend
 # of the database, and the relay gathers commits for RelayOptions.coalesce (0.1 s) after a
@@ -167,10 +164,7 @@ class MessageBatcher:
         self._linger = linger
         self._fill = min(fill, max_batch)
         self._filled: asyncio.Future[None] | None = None  # while lingering: FILL queued
-        self._clock = clock
-        self._slow = 2 * linger  # a gap counts as this much at most
-        self._gap = self._slow  # moving average of the seconds between two appends
-        self._last_append: float | None = None  # clock time
+        self._pace = ArrivalPace(2 * linger, clock)  # of the appends
         self._pool = pool
         self._max_batch = max_batch
         self._queue: list[_Pending] = []
@@ -193,7 +187,7 @@ class MessageBatcher:
     def streaming(self) -> bool:
         """Whether messages come fast enough for a batch to wait for company (another one
         due within LINGER, by the moving average of the gaps between appends)."""
-        return bool(self._linger) and self._gap <= self._linger
+        return bool(self._linger) and self._pace.within(self._linger)
 
     @property
     def lingering(self) -> bool:
@@ -202,10 +196,7 @@ class MessageBatcher:
 
     async def append(self, message: Message) -> Message | None:
         pending = _Pending(message, current_traceparent())
-        now = self._clock()
-        if self._last_append is not None:
-            self._gap += (min(now - self._last_append, self._slow) - self._gap) * RATE_MEMORY
-        self._last_append = now
+        self._pace.arrived()
         self._queue.append(pending)
         filled = self._filled
         if filled is not None and len(self._queue) >= self._fill and not filled.done():

@@ -16,6 +16,7 @@ import os
 import re
 import shutil
 import signal
+import subprocess
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -24,12 +25,12 @@ import aiohttp
 
 from tests.e2e.conftest import e2e_env
 from tests.support import redis_keys
+from tests.support.polling import eventually
 from tests.support.server import HubbubProcess
 
 READY_DEADLINE = 60.0  # a cold start on a loaded 2-core machine, migrations included
 VIEW_DEADLINE = 15.0
 STOP_DEADLINE = 45.0
-POLL = 0.05
 _SAMPLE = re.compile(r'^(?P<name>[a-zA-Z_:][\w:]*)(?:\{(?P<labels>[^}]*)\})?\s+(?P<value>\S+)')
 _LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
 # Clusters started and not yet closed (a failing test's report shows their warnings).
@@ -134,29 +135,26 @@ class HubbubCluster:
 
     async def _ready(self, i: int, deadline: float = READY_DEADLINE) -> None:
         node = self.nodes[i]
-        end = time.monotonic() + deadline
-        while True:
+
+        async def ready() -> bool:
             node.check_running()  # raises with the log when it exited
             try:
                 async with self.http.get(f"{node.base_url}/ready",
                                          timeout=aiohttp.ClientTimeout(total=2)) as response:
-                    if response.status == 200:
-                        return
+                    return response.status == 200
             except (aiohttp.ClientError, TimeoutError):
-                pass
-            if time.monotonic() > end:
-                raise TimeoutError(f"{self.node_id(i)} not ready after {deadline}s")
-            await asyncio.sleep(POLL)
+                return False
+
+        await eventually(ready, deadline, f"{self.node_id(i)} to be ready")
 
     async def _exited(self, i: int, deadline: float) -> int:
-        node = self.nodes[i]
-        end = time.monotonic() + deadline
-        while node.running:
-            if time.monotonic() > end:
-                raise TimeoutError(f"{self.node_id(i)} still running after {deadline}s")
-            await asyncio.sleep(POLL)
-        assert node.returncode is not None
-        return node.returncode
+        """Wait for node `i`'s process to end (on the process itself, in a thread)."""
+        process = self.nodes[i].process
+        assert process is not None
+        try:
+            return await asyncio.to_thread(process.wait, deadline)
+        except subprocess.TimeoutExpired:
+            raise TimeoutError(f"{self.node_id(i)} still running after {deadline}s") from None
 
     async def kill(self, i: int) -> float:
         """SIGKILL node i and reap it; returns the time.monotonic() of the signal."""
@@ -238,20 +236,23 @@ class HubbubCluster:
         """Poll until every serving node (or `nodes`) lists exactly `expected_node_ids`, all
         at the same view version; returns the views."""
         expected = sorted(expected_node_ids)
-        end = time.monotonic() + deadline
         last: Any = None
-        while True:
+
+        async def settled() -> bool:
+            nonlocal last
             try:
                 last = await self.views(nodes)
-                if all(sorted(v["nodes"]) == expected for v in last.values()) and \
-                        len({v["version"] for v in last.values()}) == 1:
-                    return last
             except (aiohttp.ClientError, TimeoutError) as exc:
                 last = exc
-            if time.monotonic() > end:
-                raise TimeoutError(f"views did not settle on {expected} within {deadline}s; "
-                                   f"last seen: {last}")
-            await asyncio.sleep(POLL)
+                return False
+            return all(sorted(v["nodes"]) == expected for v in last.values()) and \
+                len({v["version"] for v in last.values()}) == 1
+
+        try:
+            await eventually(settled, deadline, f"views to settle on {expected}")
+        except TimeoutError as exc:
+            raise TimeoutError(f"{exc}; last seen: {last}") from None
+        return last
 
     async def metrics(self, i: int) -> str:
         async with self.http.get(f"{self.url(i)}/metrics") as response:
