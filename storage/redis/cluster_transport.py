@@ -115,15 +115,11 @@ class RedisClusterTransport:
 
     async def _publish_batch(self, batch: list[tuple[str, bytes]]) -> list[int]:
         """How many subscribers got each message; 0 for one that failed."""
-        client = self._client
-        if isinstance(client, MultiplexedRedis):
-            replies = await client.execute_many([("PUBLISH", channel, payload)
-                                                 for channel, payload in batch])
-            return [0 if isinstance(reply, Exception) else int(reply) for reply in replies]
-        async with client.pipeline(transaction=False) as pipe:
+        async with self._client.pipeline(transaction=False) as pipe:
             for channel, payload in batch:
                 pipe.publish(channel, payload)
-            return [int(count) for count in await pipe.execute()]
+            replies = await pipe.execute(raise_on_error=False)
+        return [0 if isinstance(reply, Exception) else int(reply) for reply in replies]
 
     def _deliver(self, payload: bytes) -> None:
         assert self._handler is not None

@@ -14,9 +14,10 @@ connection, and one watchdog timer per connection replaces a timeout per command
 
 Only commands that leave the connection's state alone go this way; blocking commands,
 transactions (WATCH/MULTI/EXEC), pub/sub and connection-state commands take redis-py's own
-path through the pool, as do pipelines (they use the pool directly). `pubsub()` answers a
-Subscriber of its own connection (storage/redis/subscriber.py), or redis-py's PubSub when
-asked for options beyond `ignore_subscribe_messages`.
+path through the pool. A pipeline without a transaction sends its commands together on the
+shared connection (MultiplexedPipeline); a transaction takes a pooled connection.
+`pubsub()` answers a Subscriber of its own connection (storage/redis/subscriber.py), or
+redis-py's PubSub when asked for options beyond `ignore_subscribe_messages`.
 
 Failures: a reply that is a Redis error raises the exception redis-py would raise (its error
 parser: NoScriptError for NOSCRIPT, ...). A lost connection fails every command in flight
@@ -38,6 +39,7 @@ from typing import Any, cast
 import hiredis
 import redis.asyncio as redis
 from redis._parsers.base import BaseParser
+from redis.asyncio.client import Pipeline
 from redis.client import EMPTY_RESPONSE, NEVER_DECODE
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import InvalidResponse, ResponseError
@@ -175,6 +177,11 @@ class MultiplexedRedis(redis.Redis):
             if EMPTY_RESPONSE in options:
                 return options[EMPTY_RESPONSE]
             raise
+        return await self._parse(name, response, options)
+
+    async def _parse(self, name: str, response: Any, options: dict[str, Any]) -> Any:
+        """A raw reply as redis-py's client would answer it: through the command's response
+        callback (`options` are the command's, consumed here)."""
         options.pop(EMPTY_RESPONSE, None)
         options.pop("keys", None)
         callbacks = self.response_callbacks  # case-insensitive by `in` and [], not by get()
@@ -182,6 +189,13 @@ class MultiplexedRedis(redis.Redis):
             return response
         result = callbacks[name](response, **options)
         return await result if inspect.isawaitable(result) else result
+
+    def pipeline(self, transaction: bool = True, shard_hint: str | None = None) -> Any:
+        """Without a transaction, a pipeline whose commands go together on the shared
+        connection (MultiplexedPipeline); a transaction takes a pooled connection."""
+        if transaction:
+            return super().pipeline(transaction, shard_hint)
+        return MultiplexedPipeline(self, shard_hint)
 
     async def execute_many(self, commands: list[tuple[Any, ...]]) -> list[Any]:
         """Plain commands sent together (one write), in order; each one's raw reply (no
@@ -262,3 +276,41 @@ class MultiplexedRedis(redis.Redis):
             self._protocol.close()
             self._protocol = None
         await super().aclose(close_connection_pool)
+
+
+class MultiplexedPipeline(Pipeline):
+    """redis-py's pipeline without a transaction, its commands sent together on the client's
+    shared connection (`execute_many`) instead of a pooled one, which a burst of pipelines
+    would each take, or open: every room reading its members' presence when a chat load
+    started opened 25 connections within 20 ms. Replies go through the commands' response
+    callbacks as redis-py's would. WATCH, MULTI, registered scripts, or a command that must
+    not share the connection: redis-py's own path."""
+
+    def __init__(self, client: MultiplexedRedis, shard_hint: str | None) -> None:
+        super().__init__(client.connection_pool, client.response_callbacks, False, shard_hint)
+        self._client = client
+
+    async def execute(self, raise_on_error: bool = True) -> list[Any]:
+        stack = self.command_stack
+        if not stack and not self.watching:
+            return []
+        if self.watching or self.explicit_transaction or self.scripts or any(
+                NEVER_DECODE in options or not isinstance(args[0], str)
+                or args[0].split(" ", 1)[0].upper() in POOLED for args, options in stack):
+            return cast(list[Any], await super().execute(raise_on_error))
+        try:
+            replies = await self._client.execute_many([args for args, _ in stack])
+        finally:
+            await self.reset()
+        answers: list[Any] = []
+        for (args, options), reply in zip(stack, replies, strict=True):
+            if isinstance(reply, ResponseError) and EMPTY_RESPONSE in options:
+                reply = options[EMPTY_RESPONSE]
+            elif not isinstance(reply, Exception):
+                reply = await self._client._parse(args[0], reply, dict(options))
+            answers.append(reply)
+        if raise_on_error:
+            for answer in answers:
+                if isinstance(answer, Exception):
+                    raise answer
+        return answers

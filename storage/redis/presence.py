@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from typing import Any, get_args
+from typing import get_args
 
 import redis.asyncio as redis
 from redis.exceptions import RedisError
@@ -30,7 +30,6 @@ from redis.exceptions import RedisError
 from protocols.presence import PresenceRecord, PresenceStatus, effective
 from protocols.user_messages import PresenceSnapshot
 from storage.errors import StorageError
-from storage.redis.multiplexed import MultiplexedRedis
 
 DEFAULT_RETENTION = 30 * 24 * 3600.0
 _FIELDS = (b"status", b"last_seen_at", b"alive_until")
@@ -135,7 +134,10 @@ class RedisPresenceStore:
         if not user_ids:
             return {}
         try:
-            rows = await self._hmget_each(user_ids)
+            async with self._client.pipeline(transaction=False) as pipe:
+                for user_id in user_ids:
+                    pipe.hmget(self.key(user_id), _FIELDS)
+                rows = await pipe.execute()
         except RedisError as exc:
             raise StorageError(f"presence not read: {exc}") from exc
         found: dict[str, PresenceRecord] = {}
@@ -144,23 +146,6 @@ class RedisPresenceStore:
             if record is not None:
                 found[user_id] = record
         return found
-
-    async def _hmget_each(self, user_ids: list[str]) -> list[Any]:
-        """Each user's record fields, one HMGET per user sent together. On the node's
-        multiplexed client they share its connection and one write; a pipeline takes a pooled
-        connection, and opens one when none is free: when a chat load started, every room
-        asking at once opened 25 connections within 20 ms, each a connect and handshake."""
-        if isinstance(self._client, MultiplexedRedis):
-            replies = await self._client.execute_many(
-                [("HMGET", self.key(user_id), *_FIELDS) for user_id in user_ids])
-            for reply in replies:
-                if isinstance(reply, Exception):
-                    raise reply
-            return replies
-        async with self._client.pipeline(transaction=False) as pipe:
-            for user_id in user_ids:
-                pipe.hmget(self.key(user_id), _FIELDS)
-            return list(await pipe.execute())
 
     async def online(self, user_ids: list[str]) -> set[str]:
         now = self._clock()

@@ -26,7 +26,7 @@ async def test_commands_and_pipelines_never_go_through_wait_for(
         assert client.connection_pool.connection_class is InlineWriteConnection
         monkeypatch.setattr(redis_connection.asyncio, "wait_for", no_wait_for)
         assert await client.ping() is True
-        async with client.pipeline(transaction=False) as pipe:
+        async with client.pipeline(transaction=True) as pipe:  # a pooled connection
             pipe.echo(b"a").echo(b"b")
             assert await pipe.execute() == [b"a", b"b"]
     finally:

@@ -120,3 +120,43 @@ async def test_execute_many_answers_each_command_in_order(
                                       ("GET", key), ("PUBLISH", f"{clean_redis_prefix}ch", "m")])
     assert replies[:2] == [b"OK", 2] and replies[3:] == [b"2", 0]
     assert isinstance(replies[2], ResponseError) and "WRONGTYPE" in str(replies[2])
+
+
+async def test_a_pipeline_without_a_transaction_shares_the_connection(
+        mux: MultiplexedRedis, clean_redis_prefix: str) -> None:
+    key, hash_key = f"{clean_redis_prefix}p", f"{clean_redis_prefix}ph"
+    pipelines = []
+    for _ in range(20):  # at once, as every room reading presence when a load starts
+        pipe = mux.pipeline(transaction=False)
+        pipe.set(key, "1").incr(key).hset(hash_key, mapping={"a": "1"}).hgetall(hash_key)
+        pipe.exists(key).get(f"{clean_redis_prefix}missing")
+        pipelines.append(pipe.execute())
+    answers = await asyncio.gather(*pipelines)
+    # The response callbacks apply as on redis-py's pipeline (SET -> True, HGETALL -> dict).
+    assert all(a[0] is True and a[2] in (0, 1) and a[3:] == [{b"a": b"1"}, 1, None]
+               for a in answers)
+    assert sorted(a[1] for a in answers) == [2] * 20
+    assert sum(count for count, _ in mux.connection_pool.get_connection_count()) == 0
+
+
+async def test_a_pipelines_errors_raise_or_stand_in_place(
+        mux: MultiplexedRedis, clean_redis_prefix: str) -> None:
+    key = f"{clean_redis_prefix}pl"
+    async with mux.pipeline(transaction=False) as pipe:
+        pipe.rpush(key, "a").incr(key).llen(key)
+        answers = await pipe.execute(raise_on_error=False)
+    assert answers[0] == 1 and isinstance(answers[1], ResponseError) and answers[2] == 1
+    async with mux.pipeline(transaction=False) as pipe:
+        pipe.incr(key).llen(key)
+        with pytest.raises(ResponseError, match="WRONGTYPE"):
+            await pipe.execute()
+        assert pipe.command_stack == []  # reset, reusable
+
+
+async def test_a_transaction_still_takes_a_pooled_connection(
+        mux: MultiplexedRedis, clean_redis_prefix: str) -> None:
+    key = f"{clean_redis_prefix}tx"
+    async with mux.pipeline(transaction=True) as pipe:
+        pipe.set(key, "1").incr(key)
+        assert await pipe.execute() == [True, 2]
+    assert sum(count for count, _ in mux.connection_pool.get_connection_count()) == 1

@@ -28,9 +28,10 @@ async def test_redis_pool_use_and_ceiling_are_gauges(redis_url: str) -> None:
                                          {"pool": "main", "state": state})
 
     async def pooled_ping() -> bool:
-        # Plain commands share the client's multiplexed connection (storage/redis/
-        # multiplexed.py); pipelines, pub/sub and blocking commands take pooled ones.
-        return bool(await client.pipeline(transaction=False).ping().execute())
+        # Plain commands and pipelines without a transaction share the client's multiplexed
+        # connection (storage/redis/multiplexed.py); transactions, pub/sub and blocking
+        # commands take pooled ones.
+        return bool(await client.pipeline(transaction=True).ping().execute())
 
     try:
         assert registry.get_sample_value("hubbub_redis_pool_max_connections",
