@@ -7,25 +7,26 @@ any entry with the same seq (idempotent), adds, keeps the newest `max_messages`,
 entries older than `max_age` from the oldest end, and pushes the key's expiry `max_age`
 ahead, so a quiet room's history vanishes by itself. Reads also skip entries past `max_age`.
 
-The appends of one event-loop turn go out together, as ONE script call naming every room's
-key (after a group commit every room of the batch appends in the same turn): a pipeline of
-one call per message cost redis-py's packing, parsing and timeout per call, a fifth of a chat
-message's server CPU. Several keys in one call need a single Redis (not Redis Cluster), as
-the session records' script does.
+Each append is one script call. With the multiplexed client (storage/redis/multiplexed.py,
+what `create_redis` builds for TCP) it is queued on the node's connection (`send_now`) the
+moment it is made, and the caller goes on in the same step: the call leaves in the
+connection's next write, ahead of every later command of the node, the room's publish to
+other nodes and any `after` included. So a group commit's history appends and room publishes
+go out in ONE write. (Appends used to be collected for the rest of the loop turn into one
+call: that took a write of its own and two loop turns before the RoomActor could push, for
+about 100 more writes and reads a second on each node of a two-node cluster at 500
+messages/s.) Without a connection up, appends wait for it together and go as one call (in
+calls of MAX_PENDING at most); several keys in one call need a single Redis (not Redis
+Cluster), as the session records' script does.
 
-An append answers once its call is queued, not once Redis has answered: with the
-multiplexed client (storage/redis/multiplexed.py, what `create_redis` builds for TCP) the
-call joins the connection's next write (`send_now`), which the loop runs before the caller
-resumes, ahead of every later command of the node, the room's publish to other nodes and any
-`after` included. A RoomActor caches a
-message before it pushes it, so its push no longer waits a round trip (it was most of the
-time between a commit and the push), and what it pushed is still in the history unless Redis
-failed the call (the one case that was already possible: a failure is logged and counted,
-never raised into the send). The resend of a message that an activation stored but never
-pushed (a node killed in between) is pushed once, never twice. Redis without the script (it
-restarted) answers NOSCRIPT: the call is made again, with the script loaded, in the
-background. Another client (a unix socket, TLS) awaits each call's reply and raises
-StorageError, as before.
+A RoomActor caches a message before it pushes it, so what it pushed is in the history unless
+Redis failed the call (a failure is logged and counted, never raised into the send), or the
+node died between writing the message to its own sockets and the loop turn's write to
+Redis: then the sockets that had it died with the node, and their clients rejoin from the
+last seq they hold. So the resend of a message that an activation stored but never pushed (a
+node killed in between) is pushed once, never twice. Redis without the script (it restarted)
+answers NOSCRIPT: the call is made again, with the script loaded, in the background. Another
+client (a unix socket, TLS) awaits each call's reply and raises StorageError, as before.
 """
 from __future__ import annotations
 
@@ -34,7 +35,7 @@ import contextvars
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import msgspec
 import redis.asyncio as redis
@@ -79,8 +80,17 @@ _decoder = msgspec.json.Decoder(Message)
 class _Append:
     key: str
     args: tuple[int | bytes, ...]
-    done: asyncio.Future[None] = field(
-        default_factory=lambda: asyncio.get_running_loop().create_future())
+    # What the caller awaits while the append waits for the connection; None: it was answered
+    # when queued (nobody waits).
+    done: asyncio.Future[None] | None = None
+
+    def answer(self, error: BaseException | None = None) -> None:
+        if self.done is None or self.done.done():
+            return
+        if error is None:
+            self.done.set_result(None)
+        else:
+            self.done.set_exception(error)
 
 
 def _call_args(batch: list[_Append]) -> tuple[list[str], list[int | bytes]]:
@@ -119,11 +129,15 @@ class RedisChatHistory:
         member = b"%d|%s" % (_created_ms(message), _encoder.encode(message))
         pending = _Append(self._key(message.room_id), (
             message.seq, member, self._max_messages, self._cutoff_ms(), self._max_age_ms))
+        if not self._queue and self._send_now([pending]):
+            return  # queued on the connection, ahead of the caller's next command
+        loop = asyncio.get_running_loop()
+        done = pending.done = loop.create_future()
         self._queue.append(pending)
         if not self._flush_due:
             self._flush_due = True
-            asyncio.get_running_loop().call_soon(self._flush)
-        await pending.done
+            loop.call_soon(self._flush)
+        await done
 
     async def close(self) -> None:
         """Wait for the writes in flight and their replies (shutdown)."""
@@ -158,8 +172,7 @@ class RedisChatHistory:
         if reply is None:
             return False
         for pending in batch:
-            if not pending.done.done():
-                pending.done.set_result(None)
+            pending.answer()
         self._unconfirmed.add(reply)
         reply.add_done_callback(lambda done: self._confirmed(batch, done))
         return True
@@ -188,16 +201,15 @@ class RedisChatHistory:
                 await self._client.evalsha(self._script.sha, len(keys), *keys, *args)
         except (RedisError, OSError) as exc:
             error = exc
-        answered = all(pending.done.done() for pending in batch)  # when written (NOSCRIPT)
+        # Answered already when they were queued on the connection (then NOSCRIPT sent them
+        # here again).
+        answered = all(pending.done is None or pending.done.done() for pending in batch)
         for pending in batch:
-            if pending.done.done():
-                continue
-            if error is None:
-                pending.done.set_result(None)
-            else:
+            failure = None
+            if error is not None:  # one for each caller: each raises it in its own stack
                 failure = StorageError(f"chat history unavailable: {error}")
                 failure.__cause__ = error
-                pending.done.set_exception(failure)
+            pending.answer(failure)
         if error is not None:
             self.failures += len(batch)
             if answered:  # nobody hears of it but the log

@@ -167,7 +167,7 @@ async def test_redis_appends_survive_a_script_flush(
     assert history.failures == 0
 
 
-async def test_multiplexed_appends_of_one_loop_turn_are_one_call_sent_without_waiting(
+async def test_a_multiplexed_append_is_queued_on_the_connection_before_its_caller_goes_on(
         mux: MultiplexedRedis, clean_redis_prefix: str,
         monkeypatch: pytest.MonkeyPatch) -> None:
     history = RedisChatHistory(mux, clean_redis_prefix, clock=FakeClock())
@@ -176,13 +176,16 @@ async def test_multiplexed_appends_of_one_loop_turn_are_one_call_sent_without_wa
     send_now = mux.send_now
 
     def counted(*args: object) -> asyncio.Future[object] | None:
-        calls.append(args[2])  # the number of keys
+        calls.append(args[3])  # the key
         return send_now(*args)
 
     monkeypatch.setattr(mux, "send_now", counted)
     rooms = [new_id() for _ in range(4)]
-    await asyncio.gather(*(history.append(message(room, 1)) for room in rooms))
-    assert calls == [4]
+    for room in rooms:
+        appending = history.append(message(room, 1))
+        with pytest.raises(StopIteration):  # finished in its first step: it awaited nothing
+            appending.send(None)
+    assert calls == [f"{clean_redis_prefix}chat:history:{room}" for room in rooms]
     for room in rooms:  # a later command of the client comes after the call
         assert [m.seq for m in await history.after(room, 0, 10)] == [1]
     await history.close()
