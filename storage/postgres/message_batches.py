@@ -52,13 +52,14 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import asyncpg
 import msgspec
 
 from protocols.chat import Message
-from protocols.events import MessageSent, envelope
+from protocols.events import EventEnvelope, MessageSent, envelope
 from storage.arrival_pace import ArrivalPace
 from storage.postgres.outbox import OUTBOX_CHANNEL, current_traceparent
 from storage.postgres.room_positions import POSITIONS_DELAY, PendingPositions, flush
@@ -82,9 +83,14 @@ MAX_FLUSH_PAUSE = 5.0  # seconds between two tries to write the positions while 
 # first, not a spin: two activations of a room during a view change need one or two.
 SEQ_RETRIES = 20
 
-# $1..$7: the messages, column by column (no seq: the statement gives it); $8..$10: their
-# `message.sent` envelopes (event id, key, JSON with a placeholder seq); $11, $12: the event's
-# topic and type; $13 the row's traceparent; $14 whether to wake the relays (NOTIFY_EVERY).
+# $1: the messages as a JSON array of _Row (no seq: the statement gives it), each with its
+# `message.sent` envelope (a placeholder seq) and its rank in the batch; $2, $3: the event's
+# topic and type; $4 the row's traceparent; $5 whether to wake the relays (NOTIFY_EVERY).
+# One JSON text, encoded by msgspec in C, rather than ten arrays, which asyncpg encodes
+# element by element in Python (two abc isinstance checks each): 50-100 us less of the
+# node's CPU per batch of four, 200-400 us per batch of twenty. Postgres parses the JSON for
+# about as much as the arrays at four, 10-15 us more per message at twenty: work moved off the
+# node's one core.
 # `fresh` drops resends; `numbered` gives the seqs. Both probe `messages` once per message,
 # through its unique indexes (client key; (room_id, seq) read backwards), written as scalar
 # subqueries so that the planner cannot turn them into joins that read the whole table. The
@@ -97,11 +103,9 @@ SEQ_RETRIES = 20
 # commit.
 APPEND_BATCH = f"""
 WITH input AS (
-    SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[],
-                         $6::text[], $7::timestamptz[], $8::uuid[], $9::text[], $10::text[])
-        WITH ORDINALITY
-        AS t (id, room_id, sender_id, client_id, text, kind, created_at,
-              event_id, event_key, event, ord)
+    SELECT * FROM jsonb_to_recordset($1::text::jsonb)
+        AS t (id uuid, room_id uuid, sender_id uuid, client_id text, text text, kind text,
+              created_at timestamptz, event_id uuid, event_key text, event jsonb, ord bigint)
 ), fresh AS (
     SELECT DISTINCT ON (i.room_id, i.sender_id, i.client_id) i.* FROM input i
     WHERE (SELECT 1 FROM messages m
@@ -119,15 +123,15 @@ WITH input AS (
     RETURNING id, seq
 ), events AS (
     INSERT INTO outbox (event_id, topic, key, type, envelope, traceparent)
-    SELECT (array_agg(n.event_id ORDER BY n.room_id, n.seq))[1], $11,
-           (array_agg(n.event_key ORDER BY n.room_id, n.seq))[1], $12,
-           jsonb_agg(jsonb_set(n.event::jsonb, '{{data,seq}}', to_jsonb(n.seq))
-                     ORDER BY n.room_id, n.seq), $13::text
+    SELECT (array_agg(n.event_id ORDER BY n.room_id, n.seq))[1], $2,
+           (array_agg(n.event_key ORDER BY n.room_id, n.seq))[1], $3,
+           jsonb_agg(jsonb_set(n.event, '{{data,seq}}', to_jsonb(n.seq))
+                     ORDER BY n.room_id, n.seq), $4::text
     FROM numbered n
     HAVING count(*) > 0
 ), wake AS (
     SELECT pg_notify('{OUTBOX_CHANNEL}', '') FROM (SELECT 1 FROM numbered LIMIT 1) stored
-    WHERE $14::bool
+    WHERE $5::bool
 )
 SELECT id, seq FROM msg WHERE (SELECT count(*) FROM wake) >= 0
 """
@@ -138,6 +142,22 @@ SELECT id, seq FROM msg WHERE (SELECT count(*) FROM wake) >= 0
 # than running it. RESET ALL, when the pool takes the connection back, undoes both.
 CONNECTION_SETUP = "SET enable_seqscan = off; SET plan_cache_mode = force_generic_plan"
 _encode = msgspec.json.Encoder().encode
+
+
+class _Row(msgspec.Struct, frozen=True):
+    """One message of a batch as the statement reads it ($1, jsonb_to_recordset)."""
+
+    id: str
+    room_id: str
+    sender_id: str
+    client_id: str
+    text: str
+    kind: str
+    created_at: datetime
+    event_id: str
+    event_key: str
+    event: EventEnvelope  # its `message.sent`, seq 0 until the statement sets it
+    ord: int  # its rank in the batch: a room's seqs follow it
 
 
 @dataclass(slots=True)
@@ -363,15 +383,11 @@ class MessageBatcher:
         conn = await self._connection()
         now = asyncio.get_running_loop().time()
         wake = self._notified_at is None or now - self._notified_at >= self._notify_every
-        rows = await conn.fetch(
-            APPEND_BATCH,
-            [m.id for m in messages], [m.room_id for m in messages],
-            [m.sender_id for m in messages], [m.client_id for m in messages],
-            [m.text for m in messages], [m.kind for m in messages],
-            [m.created_at for m in messages],
-            [e.id for e in events], [e.key for e in events],
-            [_encode(e).decode() for e in events],
-            MessageSent.TOPIC, MessageSent.TYPE, traceparent, wake)
+        batch = _encode([_Row(m.id, m.room_id, m.sender_id, m.client_id, m.text, m.kind,
+                              m.created_at, e.id, e.key, e, rank)
+                         for rank, (m, e) in enumerate(zip(messages, events, strict=True), 1)])
+        rows = await conn.fetch(APPEND_BATCH, batch.decode(), MessageSent.TOPIC,
+                                MessageSent.TYPE, traceparent, wake)
         stored = {str(r["id"]): r["seq"] for r in rows}
         if wake and stored:  # committed, and it notified
             self._notified_at = now
