@@ -34,6 +34,10 @@ class Mailbox(Generic[T]):
     def full(self) -> bool:
         return 0 < self._maxsize <= self.qsize()
 
+    def senders_waiting(self) -> int:
+        """Senders blocked in `put` for room."""
+        return len(self._putters) if self._putters else 0
+
     def put_nowait(self, item: T) -> None:
         if self.full():
             raise asyncio.QueueFull

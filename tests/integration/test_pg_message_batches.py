@@ -20,7 +20,7 @@ from protocols.chat import Message
 from protocols.ids import new_id
 from protocols.room_messages import SendMessage
 from storage.memory.chat_history import MemoryChatHistory
-from storage.postgres import message_batches
+from storage.postgres import append_batch
 from storage.postgres.chat import PostgresRoomStore
 from storage.postgres.chat_rooms import PostgresRoomDirectory
 from storage.postgres.message_batches import MessageBatcher
@@ -359,8 +359,8 @@ async def test_the_batch_statement_probes_messages_by_index_whatever_its_size(
     try:
         await migrate(conn)
         await conn.execute("ANALYZE messages")  # as autovacuum does early: "it is empty"
-        await conn.execute(message_batches.CONNECTION_SETUP)
-        await conn.execute(f"PREPARE append_batch AS {message_batches.APPEND_BATCH}")
+        await conn.execute(append_batch.CONNECTION_SETUP)
+        await conn.execute(f"PREPARE append_batch AS {append_batch.APPEND_BATCH}")
         plan = "\n".join(r[0] for r in await conn.fetch(
             "EXPLAIN EXECUTE append_batch('[]', 'topic', 'type', NULL, false)"))
     finally:

@@ -14,10 +14,19 @@ class Clock:
         return self.now
 
 
-def arrivals(pace: ArrivalPace, clock: Clock, gap: float, count: int) -> None:
-    for _ in range(count):
-        clock.now += gap
-        pace.arrived()
+class Paced:
+    """A pace that slows down past 12 s, on its own clock."""
+
+    def __init__(self) -> None:
+        self.clock = Clock()
+        self.pace = ArrivalPace(slow=12.0, clock=self.clock)
+
+    def arrivals(self, gap: float, count: int) -> ArrivalPace:
+        """`count` arrivals `gap` seconds apart; the pace after them."""
+        for _ in range(count):
+            self.clock.now += gap
+            self.pace.arrived()
+        return self.pace
 
 
 def test_nothing_seen_yet_is_slow() -> None:
@@ -27,29 +36,21 @@ def test_nothing_seen_yet_is_slow() -> None:
 
 
 def test_a_steady_pace_shows_within_a_few_arrivals() -> None:
-    clock = Clock()
-    pace = ArrivalPace(slow=12.0, clock=clock)
-    arrivals(pace, clock, 1.0, 3)
-    assert not pace.within(6.0)  # 12 -> 9.8 -> 8.04: not yet
-    arrivals(pace, clock, 1.0, 2)
-    assert pace.within(6.0)
+    paced = Paced()
+    assert not paced.arrivals(1.0, 3).within(6.0)  # 12 -> 9.8 -> 8.04: not yet
+    assert paced.arrivals(1.0, 2).within(6.0)
 
 
 def test_a_pace_slower_than_asked_never_is_within() -> None:
-    clock = Clock()
-    pace = ArrivalPace(slow=12.0, clock=clock)
-    arrivals(pace, clock, 9.0, 50)
+    pace = Paced().arrivals(9.0, 50)
     assert not pace.within(6.0)
     assert pace.within(9.5)
 
 
 def test_a_quiet_spell_weighs_as_one_slow_gap() -> None:
-    clock = Clock()
-    pace = ArrivalPace(slow=12.0, clock=clock)
-    arrivals(pace, clock, 1.0, 30)
-    arrivals(pace, clock, 3600.0, 1)  # 1 + (12 - 1) * 0.2: the pace is still quick
+    paced = Paced()
+    paced.arrivals(1.0, 30)
+    pace = paced.arrivals(3600.0, 1)  # 1 + (12 - 1) * 0.2: the pace is still quick
     assert pace.within(3.3) and not pace.within(3.1)
-    arrivals(pace, clock, 3600.0, 3)  # quiet for longer: slow again
-    assert not pace.within(6.0)
-    arrivals(pace, clock, 1.0, 5)
-    assert pace.within(6.0)
+    assert not paced.arrivals(3600.0, 3).within(6.0)  # quiet for longer: slow again
+    assert paced.arrivals(1.0, 5).within(6.0)

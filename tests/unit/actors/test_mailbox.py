@@ -7,6 +7,16 @@ import asyncio
 import pytest
 
 from actors.mailbox import Mailbox
+from tests.support.polling import eventually
+
+
+async def waiting(box: Mailbox[str], senders: int) -> None:
+    """Until `senders` senders found the mailbox full and wait in `put`."""
+
+    async def blocked() -> bool:
+        return box.senders_waiting() == senders
+
+    await eventually(blocked, 5, f"{senders} senders waiting")
 
 
 def test_first_in_first_out_within_its_bound() -> None:
@@ -33,7 +43,7 @@ async def test_waiting_senders_get_room_in_arrival_order() -> None:
     box: Mailbox[str] = Mailbox(1)
     box.put_nowait("first")
     senders = [asyncio.create_task(box.put(name)) for name in ("a", "b", "c")]
-    await asyncio.sleep(0)  # let each sender find the mailbox full and wait
+    await waiting(box, 3)
     assert not any(s.done() for s in senders)
     got = [box.get_nowait()]
     for sender in senders:  # each freed slot goes to the longest-waiting sender
@@ -47,7 +57,7 @@ async def test_a_cancelled_sender_passes_its_turn_on() -> None:
     box.put_nowait("first")
     leaving = asyncio.create_task(box.put("leaving"))
     staying = asyncio.create_task(box.put("staying"))
-    await asyncio.sleep(0)
+    await waiting(box, 2)
     assert box.get_nowait() == "first"  # wakes `leaving`...
     leaving.cancel()  # ...which leaves before it runs: `staying` must get the room
     await asyncio.wait_for(staying, 1)
