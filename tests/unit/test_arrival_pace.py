@@ -4,21 +4,14 @@ test's own."""
 from __future__ import annotations
 
 from storage.arrival_pace import ArrivalPace
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.support.manual_clock import ManualClock
 
 
 class Paced:
     """A pace that slows down past 12 s, on its own clock."""
 
     def __init__(self) -> None:
-        self.clock = Clock()
+        self.clock = ManualClock()
         self.pace = ArrivalPace(slow=12.0, clock=self.clock)
 
     def arrivals(self, gap: float, count: int) -> ArrivalPace:
@@ -30,7 +23,7 @@ class Paced:
 
 
 def test_nothing_seen_yet_is_slow() -> None:
-    pace = ArrivalPace(slow=12.0, clock=Clock())
+    pace = ArrivalPace(slow=12.0, clock=ManualClock())
     assert not pace.within(6.0)
     assert pace.within(12.0)
 

@@ -21,18 +21,11 @@ from server.http.problems import BadRequest
 from storage.errors import StorageError
 from storage.memory.popular import MemoryRankingCache
 from storage.memory.timelines import MemoryTimelineStore
+from tests.support.manual_clock import ManualClock
 from tests.unit.fakes_feed import FakeFeedSource, FakeHydrator, FeedWorld
 
 THRESHOLD = 3
 COOLDOWN = 10.0
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class FlakyTimelines:
@@ -98,7 +91,7 @@ class Kit:
     def __init__(self, *, rankings: object | None = None) -> None:
         self.world = FeedWorld()
         self.source = FlakySource(self.world)
-        self.clock = Clock()
+        self.clock = ManualClock()
         self.timelines = FlakyTimelines(MemoryTimelineStore(length=50, ttl=1000,
                                                             clock=self.clock))
         self.registry = CollectorRegistry()

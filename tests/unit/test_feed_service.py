@@ -26,24 +26,17 @@ from server.http.problems import BadRequest
 from storage.errors import StorageError
 from storage.memory.popular import MemoryRankingCache
 from storage.memory.timelines import MemoryTimelineStore
+from tests.support.manual_clock import ManualClock
 from tests.unit.fakes_feed import FakeFeedSource, FakeHydrator, FeedWorld
 
 THRESHOLD = 3  # authors with 3+ followers are pulled
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class Kit:
     def __init__(self, *, length: int = 50, batch: int = 2) -> None:
         self.world = FeedWorld()
         self.source = FakeFeedSource(self.world)
-        self.clock = Clock()
+        self.clock = ManualClock()
         self.timelines = MemoryTimelineStore(length=length, ttl=100, clock=self.clock)
         self.rankings = MemoryRankingCache(ttl=30, retain=300, clock=self.clock)
         self.feed = FeedService(

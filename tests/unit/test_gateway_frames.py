@@ -13,6 +13,7 @@ from server.gateway.connections import Connection
 from server.gateway.frames import BAD_FRAME_BURST, FrameGuard, GatewayServer
 from server.gateway.limits import TokenBucket
 from server.gateway.manager import LocalManager
+from tests.support.manual_clock import ManualClock
 
 # Socket.IO packets as python-socketio sees them (the Engine.IO "4" message prefix gone).
 GARBAGE: list[Any] = [
@@ -21,20 +22,12 @@ GARBAGE: list[Any] = [
 ]
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 class Rig:
     def __init__(self) -> None:
         self.sio = GatewayServer(async_mode="aiohttp", client_manager=LocalManager())
         self.events: list[Any] = []
         self.closed: list[str] = []
-        self.clock = Clock()
+        self.clock = ManualClock()
         self.conn = Connection(sid="", user_id="ann", expires_at=2**40,
                                bucket=TokenBucket(1.0, 100, self.clock))
 
